@@ -1,0 +1,52 @@
+"""The ``lmforge`` command line. Thin: each command parses its arguments and calls one function.
+
+Command groups live in :mod:`lmforge.commands`, one module per stage, each exposing
+``register(app)``. Errors the user can cause (:class:`~lmforge.errors.LmforgeError`)
+are printed as one line and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from lmforge.errors import LmforgeError
+
+app = typer.Typer(
+    name="lmforge",
+    help="Raw text to a served language model, showing at every step what the data did to it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Stage order; a module that is absent (not yet built) is simply not registered.
+COMMAND_MODULES = ["run", "corpus", "tokenizer", "pretrain", "classify"]
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"lmforge.commands.{_name}")
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"lmforge.commands.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except LmforgeError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
