@@ -1,0 +1,100 @@
+"""``lmforge corpus build`` and ``lmforge corpus stats``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from lmforge.errors import LmforgeError
+
+corpus_app = typer.Typer(
+    help="Build a pre-training corpus: read, normalize, filter, mask PII, deduplicate."
+)
+
+
+@corpus_app.command("build")
+def build(
+    recipe: Annotated[
+        Path | None, typer.Argument(help="recipe YAML (its corpus: section is used)")
+    ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="input path, glob or fsspec URL (repeatable); uses the default steps",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output folder (default: runs/<name>/corpus)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="parquet, jsonl or parquet,jsonl")
+    ] = None,
+    text_field: Annotated[
+        str, typer.Option(help="text field/column for jsonl, csv, parquet inputs")
+    ] = "text",
+    overwrite: Annotated[
+        bool, typer.Option(help="replace a corpus built with another config")
+    ] = False,
+) -> None:
+    """Build a corpus from a recipe, or from --input files with the default steps."""
+    from lmforge.corpus.config import CorpusConfig, OutputConfig
+    from lmforge.corpus.pipeline import build_corpus
+    from lmforge.corpus.report import print_summary
+    from lmforge.recipe import describe_validation_error, load_recipe
+
+    if inputs:
+        if recipe is not None:
+            raise LmforgeError("give either a RECIPE or --input, not both")
+        try:
+            config = CorpusConfig(
+                sources=[{"type": "files", "paths": inputs, "text_field": text_field}]
+            )
+        except ValidationError as exc:
+            raise LmforgeError(describe_validation_error(exc, "--input")) from None
+        out = out or Path("runs") / "corpus"
+    else:
+        loaded = load_recipe(recipe)
+        config = loaded.corpus
+        out = out or loaded.run_dir() / "corpus"
+    if workers is not None:
+        config = config.model_copy(update={"workers": workers})
+    if fmt is not None:
+        formats = [f.strip() for f in fmt.split(",") if f.strip()]
+        try:
+            output = OutputConfig(**(config.output.model_dump() | {"formats": formats}))
+        except ValidationError as exc:
+            raise LmforgeError(describe_validation_error(exc, "--format")) from None
+        config = config.model_copy(update={"output": output})
+    manifest = build_corpus(config, out, overwrite=overwrite)
+    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    print_summary(stats)
+    Console().print(
+        f"corpus: {out}  (report: {out / 'report.html'}, {manifest['seconds']:.1f} s)"
+        if "seconds" in manifest
+        else f"corpus: {out}"
+    )
+
+
+@corpus_app.command("stats")
+def stats_command(
+    corpus_dir: Annotated[Path, typer.Argument(help="a folder written by `lmforge corpus build`")],
+) -> None:
+    """Print the per-step summary of a built corpus."""
+    from lmforge.corpus.report import print_summary
+
+    path = corpus_dir / "stats.json"
+    if not path.is_file():
+        raise LmforgeError(f"{corpus_dir}: no stats.json here; is it a corpus built by lmforge?")
+    print_summary(json.loads(path.read_text(encoding="utf-8")))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(corpus_app, name="corpus")

@@ -1,0 +1,51 @@
+"""The ``corpus:`` section of a recipe: sources, steps in order, output, execution."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from lmforge.corpus.registry import step_list_adapter
+from lmforge.corpus.sources import SourceConfig
+
+# The default chain, in order. Every entry uses its step's recommended defaults.
+DEFAULT_STEPS: list[dict[str, Any]] = [
+    {"type": "normalize"},
+    {"type": "length"},
+    {"type": "script"},
+    {"type": "language"},
+    {"type": "boilerplate"},
+    {"type": "symbols"},
+    {"type": "repetition"},
+    {"type": "badwords"},
+    {"type": "pii"},
+    {"type": "exact_dedup"},
+    {"type": "minhash_dedup"},
+]
+
+
+class OutputConfig(BaseModel, extra="forbid"):
+    """How kept documents are written: Parquet (zstd) and/or JSONL shards, one per rank."""
+
+    formats: list[Literal["parquet", "jsonl"]] = Field(default_factory=lambda: ["parquet"])
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    keep_removed_text: int = Field(
+        200, ge=0, description="characters of each removed document kept in the removed log"
+    )
+
+
+class CorpusConfig(BaseModel, extra="forbid"):
+    """Everything the corpus builder needs. Same config + same inputs → same output bytes."""
+
+    sources: list[SourceConfig] = Field(min_length=1)
+    steps: list[Any] = Field(default_factory=lambda: [dict(s) for s in DEFAULT_STEPS])
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    workers: int | None = Field(None, ge=1, description="processes; default = all cores")
+    batch_size: int = Field(2048, ge=1, description="documents per batch inside a rank")
+    executor: Literal["local"] = "local"
+
+    @field_validator("steps", mode="after")
+    @classmethod
+    def _validate_steps(cls, steps: list[Any]) -> list[Any]:
+        return step_list_adapter().validate_python(steps)

