@@ -16,7 +16,9 @@ import pytest
 
 from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors.local import LocalExecutor
-from lmforge.corpus.pipeline import Layout, RankTask, build_corpus, config_key, run_rank
+from lmforge.corpus.pipeline import build_corpus
+from lmforge.corpus.plan import Layout, config_key
+from lmforge.corpus.rank import RankTask, run_rank
 from lmforge.corpus.sources import plan_shards
 from lmforge.errors import LmforgeError
 
