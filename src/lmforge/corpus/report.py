@@ -85,7 +85,7 @@ def step_rows(stats: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for s in stats["steps"]:
         removed = s["docs_in"] - s["docs_out"]
-        rate = f"{s['docs_in'] / s['seconds']:,.0f}" if s["seconds"] > 0 else "-"
+        rate = f"{s['docs_in'] / s['seconds']:,.0f}" if s["seconds"] >= 0.001 else "-"
         share = f"{removed / s['docs_in']:.1%}" if s["docs_in"] else "-"
         rows.append(
             [
@@ -192,11 +192,12 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
 def print_summary(stats: dict[str, Any], console: Console | None = None) -> None:
     """The one-screen summary printed after a build and by ``lmforge corpus stats``."""
     console = console or Console()
-    table = Table(title="corpus steps", show_lines=False)
-    for header in STEP_HEADERS:
-        table.add_column(header, justify="left" if header == "step" else "right")
+    table = Table(title="corpus steps")
+    columns = ["step", "in", "out", "removed", "%", "seconds", "docs/s"]
+    for header in columns:
+        table.add_column(header, justify="left" if header == "step" else "right", no_wrap=True)
     for row in step_rows(stats):
-        table.add_row(*row)
+        table.add_row(*(row[:5] + row[7:]))
     console.print(table)
     reasons = Table(title="top removal reasons")
     reasons.add_column("step")
