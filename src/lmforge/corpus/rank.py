@@ -180,8 +180,9 @@ def run_rank(task: RankTask) -> dict[str, Any]:
                 "row", pa.array(range(first_row, first_row + len(docs)), pa.int64())
             )
             if sig_writer is None:
+                # Dictionary-encoding random hashes costs more than computing them.
                 sig_writer = AtomicParquetWriter(
-                    layout.stage_sigs(task.stage, task.rank), sigs.schema
+                    layout.stage_sigs(task.stage, task.rank), sigs.schema, use_dictionary=False
                 )
             sig_writer.write(sigs)
 

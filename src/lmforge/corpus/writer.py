@@ -37,13 +37,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
 class AtomicParquetWriter:
     """Parquet written in row groups as batches arrive; created (with its schema) even when empty."""
 
-    def __init__(self, path: Path, schema: pa.Schema, compression: str = "zstd") -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        compression: str = "zstd",
+        use_dictionary: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = _tmp(self.path)
         self.schema = schema
         self._writer = pq.ParquetWriter(
-            self.tmp, schema, compression=None if compression == "none" else compression
+            self.tmp,
+            schema,
+            compression=None if compression == "none" else compression,
+            use_dictionary=use_dictionary,
         )
 
     def write(self, table: pa.Table) -> None:
