@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
+from lmforge.stages import PackStage, PretrainStage, TokenizerStage
 
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
 
@@ -22,6 +23,9 @@ class Recipe(BaseModel, extra="forbid"):
     seed: int = 0
     runs_dir: str = "runs"
     corpus: CorpusConfig
+    tokenizer: TokenizerStage | None = None
+    pack: PackStage | None = None
+    pretrain: PretrainStage | None = None
 
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name

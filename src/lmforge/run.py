@@ -1,12 +1,17 @@
 """``lmforge run``: every stage of a recipe in order, each skipped when its inputs and config are unchanged.
 
-Stages so far: corpus. Each stage writes its own folder under ``runs/<name>/`` with a
-``manifest.json``; a stage whose manifest records the same config hash is not redone
-(the corpus builder also resumes a half-finished build from its completion markers).
+Stages: corpus → tokenizer → tokens (pack) → pretrain. Each writes its own folder
+under ``runs/<name>/``. A stage's *fingerprint* is the hash of its own config and
+of the fingerprint of the stage it reads; it is stored in ``<folder>/lmforge_stage.json``
+when the stage finishes. A stage whose stored fingerprint matches is skipped; a
+pretraining run that was interrupted resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +19,36 @@ from rich.console import Console
 
 from lmforge.recipe import Recipe
 
+STAGE_FILE = "lmforge_stage.json"
+
+
+def fingerprint(config: Any, upstream: str) -> str:
+    data = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
+    blob = json.dumps({"config": data, "upstream": upstream}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def stage_state(folder: Path) -> dict[str, Any]:
+    path = folder / STAGE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+
+
+def mark_stage(folder: Path, digest: str, status: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / STAGE_FILE).write_text(
+        json.dumps({"fingerprint": digest, "status": status}), encoding="utf-8"
+    )
+
 
 def run_recipe(
     recipe: Recipe, workers: int | None = None, console: Console | None = None
 ) -> dict[str, Any]:
-    """Run all stages; return {stage: manifest}."""
+    """Run all stages the recipe names; return {stage: manifest or summary}."""
     from lmforge.corpus.pipeline import build_corpus
 
     console = console or Console()
@@ -35,21 +65,131 @@ def run_recipe(
     console.print(
         f"corpus: read {counts['read']:,}, kept {counts['kept']:,}, removed {counts['removed']:,}"
     )
+    upstream = results["corpus"]["output_hash"]
+
+    if recipe.tokenizer is not None:
+        upstream = _tokenizer_stage(recipe, run_dir, upstream, console, results)
+    if recipe.tokenizer is not None and recipe.pack is not None:
+        upstream = _pack_stage(recipe, run_dir, upstream, workers, console, results)
+    if recipe.tokenizer is not None and recipe.pack is not None and recipe.pretrain is not None:
+        _pretrain_stage(recipe, run_dir, upstream, console, results)
     write_run_report(run_dir, results)
     return results
 
 
-def write_run_report(run_dir: Path, results: dict[str, Any]) -> Path:
-    """``runs/<name>/report.html``: one page linking every stage's own report."""
-    links = []
-    for stage in results:
-        report = run_dir / stage / "report.html"
-        if report.exists():
-            links.append(f'<li><a href="{stage}/report.html">{stage}</a></li>')
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>lmforge run</title></head><body>"
-        f"<h1>lmforge run: {run_dir.name}</h1><ul>{''.join(links)}</ul></body></html>"
+def _skip(folder: Path, digest: str, name: str, console: Console) -> bool:
+    state = stage_state(folder)
+    if state.get("fingerprint") == digest and state.get("status") == "done":
+        console.print(f"{name}: unchanged, skipped ({folder})")
+        return True
+    return False
+
+
+def _tokenizer_stage(
+    recipe: Recipe, run_dir: Path, upstream: str, console: Console, results: dict
+) -> str:
+    from lmforge.tokenizer.folder import copy_tokenizer
+    from lmforge.tokenizer.train import train_from_corpus
+
+    config = recipe.tokenizer
+    folder = run_dir / "tokenizer"
+    digest = fingerprint(config, upstream)
+    console.rule("[bold]tokenizer")
+    if not _skip(folder, digest, "tokenizer", console):
+        shutil.rmtree(folder, ignore_errors=True)
+        if config.from_folder:
+            copy_tokenizer(config.from_folder, folder)
+        else:
+            train_from_corpus(
+                run_dir / "corpus",
+                kind=config.kind,
+                vocab_size=config.vocab_size,
+                out_dir=folder,
+                lowercase=config.lowercase,
+                min_frequency=config.min_frequency,
+                heldout_fraction=recipe.pack.val_fraction if recipe.pack else 0.01,
+                seed=recipe.seed,
+                show_progress=True,
+            )
+        mark_stage(folder, digest, "done")
+    info = folder / "lmforge_tokenizer.json"
+    results["tokenizer"] = json.loads(info.read_text(encoding="utf-8")) if info.exists() else {}
+    console.print(f"tokenizer: {folder}")
+    return digest
+
+
+def _pack_stage(
+    recipe: Recipe,
+    run_dir: Path,
+    upstream: str,
+    workers: int | None,
+    console: Console,
+    results: dict,
+) -> str:
+    from lmforge.tokenizer.pack import pack_corpus
+
+    config = recipe.pack
+    folder = run_dir / "tokens"
+    digest = fingerprint(config.model_dump() | {"seed": recipe.seed}, upstream)
+    console.rule("[bold]tokens")
+    if not _skip(folder, digest, "tokens", console):
+        pack_corpus(
+            run_dir / "corpus",
+            run_dir / "tokenizer",
+            folder,
+            val_fraction=config.val_fraction,
+            seed=recipe.seed,
+            workers=workers,
+            shard_tokens=config.shard_tokens,
+            show_progress=True,
+        )
+        mark_stage(folder, digest, "done")
+    results["tokens"] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    splits = results["tokens"]["splits"]
+    console.print(
+        f"tokens: train {splits['train']['tokens']:,}, validation {splits['validation']['tokens']:,}"
     )
+    return digest
+
+
+def _pretrain_stage(
+    recipe: Recipe, run_dir: Path, upstream: str, console: Console, results: dict
+) -> str:
+    from lmforge.pretrain.loop import pretrain
+
+    config = recipe.pretrain
+    folder = run_dir / "pretrain"
+    digest = fingerprint(config.model_dump() | {"seed": recipe.seed}, upstream)
+    console.rule(f"[bold]pretrain ({config.objective}, {config.preset})")
+    if not _skip(folder, digest, "pretrain", console):
+        state = stage_state(folder)
+        resume = state.get("fingerprint") == digest and (folder / "checkpoint").exists()
+        if not resume:
+            shutil.rmtree(folder, ignore_errors=True)
+        mark_stage(folder, digest, "started")
+        options = config.model_dump(exclude={"objective", "preset"})
+        pretrain(
+            run_dir / "tokens",
+            folder,
+            config.objective,
+            config.preset,
+            resume=resume,
+            seed=recipe.seed,
+            **options,
+        )
+        mark_stage(folder, digest, "done")
+    results["pretrain"] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    if config.objective == "mlm":
+        from lmforge.run_report import fill_mask_samples
+
+        results["pretrain"]["fill_mask_samples"] = fill_mask_samples(folder)
+    return digest
+
+
+def write_run_report(run_dir: Path, results: dict[str, Any]) -> Path:
+    """``runs/<name>/report.html``: one page with every stage's summary and links to their reports."""
+    from lmforge.run_report import render_run_report
+
     path = run_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
+    path.write_text(render_run_report(run_dir, results), encoding="utf-8")
     return path

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -12,26 +10,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-
-def _png(fig: Any) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return (
-        '<img alt="plot" src="data:image/png;base64,'
-        + base64.b64encode(buffer.getvalue()).decode()
-        + '">'
-    )
+from lmforge.report_html import html_page, html_table, png_img, pyplot
 
 
 def _plots(stats: dict[str, Any]) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     plots: dict[str, str] = {}
     steps = [s for s in stats["steps"] if s["docs_in"]]
     fig, ax = plt.subplots(figsize=(8, 3.2))
@@ -40,7 +23,7 @@ def _plots(stats: dict[str, Any]) -> dict[str, str]:
     ax.set_xticks(range(len(steps)), names, rotation=30, ha="right")
     ax.set_ylabel("documents kept after step")
     ax.set_title("Documents remaining after each step")
-    plots["funnel"] = _png(fig)
+    plots["funnel"] = png_img(fig)
 
     hist = stats["length_hist"]
     edges = hist["edges"]
@@ -60,7 +43,7 @@ def _plots(stats: dict[str, Any]) -> dict[str, str]:
     ax.set_ylabel("documents")
     ax.set_title("Length distribution before and after")
     ax.legend()
-    plots["lengths"] = _png(fig)
+    plots["lengths"] = png_img(fig)
 
     if stats["languages"]:
         langs = list(stats["languages"].items())[:15]
@@ -69,16 +52,8 @@ def _plots(stats: dict[str, Any]) -> dict[str, str]:
         ax.set_yscale("log")
         ax.set_ylabel("kept documents")
         ax.set_title("Language of kept documents")
-        plots["languages"] = _png(fig)
+        plots["languages"] = png_img(fig)
     return plots
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def step_rows(stats: dict[str, Any]) -> list[list[Any]]:
@@ -121,7 +96,7 @@ def _clusters_html(extra: dict[str, Any]) -> str:
     rest = {k: v for k, v in extra.items() if not isinstance(v, list)}
     parts = []
     if rest:
-        parts.append(_table(["figure", "value"], [[k, v] for k, v in rest.items()]))
+        parts.append(html_table(["figure", "value"], [[k, v] for k, v in rest.items()]))
     if clusters:
         rows = [
             [
@@ -131,7 +106,7 @@ def _clusters_html(extra: dict[str, Any]) -> str:
             ]
             for c in clusters[:10]
         ]
-        parts.append(_table(["size", "kept document", "text"], rows))
+        parts.append(html_table(["size", "kept document", "text"], rows))
     return "".join(parts)
 
 
@@ -147,7 +122,7 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
         f"Config hash <code>{manifest['config_hash']}</code>, output hash "
         f"<code>{manifest['output_hash'][:16]}</code>.</p>",
         "<h2>Steps</h2>",
-        _table(STEP_HEADERS, step_rows(stats)),
+        html_table(STEP_HEADERS, step_rows(stats)),
         plots["funnel"],
         "<h2>Why documents were removed</h2>",
     ]
@@ -159,12 +134,12 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
         for reason, n in s["reasons"].items():
             examples = " | ".join(e["text"][:80] for e in s["examples"].get(reason, []))
             rows.append([reason, f"{n:,}", examples])
-        sections.append(_table(["reason", "documents", "examples"], rows))
+        sections.append(html_table(["reason", "documents", "examples"], rows))
     counters = [(s["name"], k, v) for s in stats["steps"] for k, v in s["counters"].items()]
     if counters:
         sections += [
             "<h2>Counters (masked PII, changed texts, ...)</h2>",
-            _table(["step", "counter", "value"], [[a, b, f"{c:,}"] for a, b, c in counters]),
+            html_table(["step", "counter", "value"], [[a, b, f"{c:,}"] for a, b, c in counters]),
         ]
     sections += ["<h2>Lengths</h2>", plots["lengths"]]
     if "languages" in plots:
@@ -176,14 +151,7 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
         "<h2>Manifest</h2>",
         f"<pre>{html.escape(json.dumps({k: manifest[k] for k in ('counts', 'versions', 'timings')}, indent=1))}</pre>",
     ]
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>lmforge corpus report</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:left;font-size:14px}th{background:#f2f2f2}img{max-width:100%}</style></head><body>"
-        + "\n".join(sections)
-        + "</body></html>"
-    )
+    page = html_page("lmforge corpus report", sections)
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -1,0 +1,55 @@
+"""Recipe sections for the stages after the corpus: tokenizer, pack, pretrain.
+
+Each is a pydantic model whose fields are the arguments of the stage's Python
+function; ``None`` for a section in a recipe means the stage (and every later one)
+is not run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class TokenizerStage(BaseModel, extra="forbid"):
+    """Train a tokenizer on the built corpus (or take a local folder with ``from_folder``)."""
+
+    kind: Literal["wordpiece", "bpe"] = "wordpiece"
+    vocab_size: int = Field(8000, ge=64)
+    min_frequency: int = Field(2, ge=1)
+    lowercase: bool = True
+    from_folder: str | None = Field(None, description="use this local tokenizer folder instead")
+
+
+class PackStage(BaseModel, extra="forbid"):
+    """Tokenize the corpus into numpy token shards with a document-level validation split."""
+
+    val_fraction: float = Field(0.01, gt=0, lt=0.5)
+    shard_tokens: int = Field(50_000_000, ge=1000)
+
+
+class PretrainStage(BaseModel, extra="forbid"):
+    """Self-supervised pretraining: masked LM (encoder) or causal LM (decoder)."""
+
+    objective: Literal["mlm", "clm"] = "mlm"
+    preset: str = "tiny"
+    init: str | None = Field(None, description="local HF model folder to continue pretraining")
+    max_minutes: float | None = Field(10.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    batch_size: int = Field(64, ge=1)
+    seq_len: int = Field(128, ge=8)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    grad_accum: int = Field(1, ge=1)
+    eval_every: int = Field(100, ge=1)
+    save_every: int = Field(200, ge=1)
+    whole_word_mask: bool = False
+    dtype: Literal["auto", "bf16", "fp32"] = "auto"
+
+    @model_validator(mode="after")
+    def _has_budget(self) -> PretrainStage:
+        if self.max_minutes is None and self.max_steps is None and self.max_tokens is None:
+            raise ValueError("set at least one of max_minutes, max_steps, max_tokens")
+        return self

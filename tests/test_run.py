@@ -1,0 +1,61 @@
+"""`lmforge run` wires the stages together: corpus → tokenizer → tokens → pretrain, skip and resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_jsonl  # tests/conftest.py
+
+
+@pytest.fixture()
+def small_recipe(tmp_path: Path, review_sample: list[dict], news_sample: list[str]) -> Path:
+    data = write_jsonl(tmp_path / "docs.jsonl", review_sample + [{"text": t} for t in news_sample])
+    recipe = tmp_path / "small.yaml"
+    recipe.write_text(
+        f"""
+name: small
+seed: 0
+runs_dir: {tmp_path / "runs"}
+corpus:
+  sources: [{{type: files, paths: ["{data}"]}}]
+  workers: 1
+tokenizer: {{kind: wordpiece, vocab_size: 2000}}
+pack: {{val_fraction: 0.05}}
+pretrain: {{objective: mlm, preset: tiny, max_steps: 4, batch_size: 8, seq_len: 64, eval_every: 2, save_every: 2, warmup_steps: 1}}
+""",
+        encoding="utf-8",
+    )
+    return recipe
+
+
+def run_cli(recipe: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lmforge.cli", "run", str(recipe)], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_run_builds_every_stage_then_skips_unchanged_ones(small_recipe: Path, tmp_path: Path) -> None:
+    first = run_cli(small_recipe)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = tmp_path / "runs" / "small"
+    for stage in ("corpus", "tokenizer", "tokens", "pretrain"):
+        assert (run_dir / stage).is_dir(), stage
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    model = AutoModelForMaskedLM.from_pretrained(run_dir / "pretrain")
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "pretrain")
+    assert model.config.vocab_size == len(tokenizer)
+    manifest = json.loads((run_dir / "pretrain" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["steps"] == 4
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Pretraining loss" not in page or "data:image/png" in page
+    assert "这个手机[MASK]量很好" in page
+
+    second = run_cli(small_recipe)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.count("unchanged, skipped") == 3
