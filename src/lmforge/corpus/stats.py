@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 EXAMPLES_PER_REASON = 3
 # Length histogram bin edges in characters: 0, 1, 2, 4, ..., 2**20, then everything longer.
 LENGTH_EDGES = [0] + [2**i for i in range(21)]
@@ -22,6 +24,18 @@ def length_bin(n: int) -> int:
     if n <= 0:
         return 0
     return min(int(math.log2(n)) + 1, len(LENGTH_EDGES) - 1)
+
+
+def add_lengths(histogram: list[int], lengths: np.ndarray) -> None:
+    """Add documents of the given character lengths to a histogram over ``LENGTH_EDGES``."""
+    if len(lengths) == 0:
+        return
+    lengths = np.asarray(lengths, dtype=np.int64)
+    bins = np.zeros(len(lengths), dtype=np.int64)
+    positive = lengths > 0
+    bins[positive] = np.minimum(np.log2(lengths[positive]).astype(np.int64) + 1, len(LENGTH_EDGES) - 1)
+    for index, count in enumerate(np.bincount(bins, minlength=len(LENGTH_EDGES)).tolist()):
+        histogram[index] += count
 
 
 @dataclass
