@@ -50,6 +50,9 @@ def test_every_document_is_kept_or_logged(sharded_inputs: Path, tmp_path: Path) 
     assert len(dups) >= 40
     kept_ids = set(kept["id"])
     assert set(dups["dup_of"]) <= kept_ids
+    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    assert sum(v["read"] for v in stats["sources"].values()) == counts["read"]
+    assert sum(v["kept"] for v in stats["sources"].values()) == counts["kept"]
     # Metadata survives as JSON, with filter scores for re-tuning thresholds.
     meta = json.loads(kept["meta"].iloc[0])
     assert "scores" in meta and "label" in meta

@@ -242,6 +242,10 @@ def _finalize(
             "before": merged.length_in,
             "after": final.length_out,
         },
+        "sources": {
+            name: {"read": merged.sources_in[name], "kept": merged.sources_out[name]}
+            for name in sorted(merged.sources_in)
+        },
         "languages": dict(sorted(merged.languages_out.items(), key=lambda kv: -kv[1])),
         "global": {r["step"]: r["extra"] for r in global_results},
         "timings": {k: round(v, 3) for k, v in timings.items()},

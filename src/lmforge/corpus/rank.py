@@ -130,12 +130,14 @@ class RankRun:
         docs: list[Document] = []
         for item in items:
             if isinstance(item, BadRecord):
+                self.stats.sources_in[self.task.shard.source_name] += 1
                 read.docs_in += 1
                 read.reasons[item.reason] += 1
                 read.add_example(item.reason, item.id, item.detail)
                 self.log_removed(item.id, "read", item.reason, "", item.detail)
             else:
                 docs.append(item)
+        self.stats.sources_in[self.task.shard.source_name] += len(docs)
         lengths = np.fromiter((len(d.text) for d in docs), dtype=np.int64, count=len(docs))
         read.docs_in += len(docs)
         read.docs_out += len(docs)
@@ -220,6 +222,7 @@ class RankRun:
                     if docs is not None
                     else map(orjson.loads, table.column("meta").to_pylist())
                 )
+                self.stats.sources_out[self.task.shard.source_name] += table.num_rows
                 for meta in metas:
                     lang = meta.get("scores", {}).get("lang")
                     if lang:

@@ -92,22 +92,34 @@ STEP_HEADERS = [
 
 
 def _clusters_html(extra: dict[str, Any]) -> str:
-    clusters = extra.get("largest_clusters") or extra.get("clusters") or extra.get("largest_groups")
-    rest = {k: v for k, v in extra.items() if not isinstance(v, list)}
-    parts = []
-    if rest:
-        parts.append(html_table(["figure", "value"], [[k, v] for k, v in rest.items()]))
-    if clusters:
+    """Summary figures of a dedup step, then its largest groups with the kept document."""
+    groups = extra.get("largest_clusters") or extra.get("largest_groups") or []
+    figures = [
+        [k, f"{v:,}" if isinstance(v, int) else v]
+        for k, v in extra.items()
+        if not isinstance(v, list)
+    ]
+    parts = [html_table(["figure", "value"], figures)] if figures else []
+    if groups:
         rows = [
-            [
-                c.get("size", ""),
-                c.get("kept", c.get("kept_id", "")),
-                c.get("text", c.get("example", ""))[:160],
-            ]
-            for c in clusters[:10]
+            [g.get("size", ""), g.get("kept_id", ""), g.get("excerpt", "")[:120]]
+            for g in groups[:10]
         ]
-        parts.append(html_table(["size", "kept document", "text"], rows))
+        parts += [
+            "<p>Largest groups (the first document in corpus order is kept):</p>",
+            html_table(["size", "kept document", "text"], rows),
+        ]
     return "".join(parts)
+
+
+def _sources_html(stats: dict[str, Any]) -> str:
+    sources = stats.get("sources") or {}
+    rows = []
+    for name, counts in sources.items():
+        read, kept = counts.get("read", 0), counts.get("kept", 0)
+        share = f"{1 - kept / read:.1%}" if read else "-"
+        rows.append([name, f"{read:,}", f"{kept:,}", f"{read - kept:,}", share])
+    return html_table(["source", "read", "kept", "removed", "removed %"], rows) if rows else ""
 
 
 def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> Path:
@@ -121,6 +133,7 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
         f"Characters: {stats['chars']['read']:,} read, {stats['chars']['kept']:,} kept. "
         f"Config hash <code>{manifest['config_hash']}</code>, output hash "
         f"<code>{manifest['output_hash'][:16]}</code>.</p>",
+        _sources_html(stats),
         "<h2>Steps</h2>",
         html_table(STEP_HEADERS, step_rows(stats)),
         plots["funnel"],
@@ -131,7 +144,7 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
             continue
         sections.append(f"<h3>{html.escape(s['name'])}</h3>")
         rows = []
-        for reason, n in s["reasons"].items():
+        for reason, n in sorted(s["reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
             examples = " | ".join(e["text"][:80] for e in s["examples"].get(reason, []))
             rows.append([reason, f"{n:,}", examples])
         sections.append(html_table(["reason", "documents", "examples"], rows))
@@ -177,5 +190,9 @@ def print_summary(stats: dict[str, Any], console: Console | None = None) -> None
     for n, step, reason in top[:12]:
         reasons.add_row(step, reason, f"{n:,}")
     console.print(reasons)
+    for name, counts in (stats.get("sources") or {}).items():
+        read, kept = counts["read"], counts["kept"]
+        share = f"{1 - kept / read:.1%}" if read else "-"
+        console.print(f"source {name}: read {read:,}, kept {kept:,} (removed {share})")
     c = stats["counts"]
     console.print(f"read {c['read']:,} = kept {c['kept']:,} + removed {c['removed']:,}")

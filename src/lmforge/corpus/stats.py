@@ -33,7 +33,9 @@ def add_lengths(histogram: list[int], lengths: np.ndarray) -> None:
     lengths = np.asarray(lengths, dtype=np.int64)
     bins = np.zeros(len(lengths), dtype=np.int64)
     positive = lengths > 0
-    bins[positive] = np.minimum(np.log2(lengths[positive]).astype(np.int64) + 1, len(LENGTH_EDGES) - 1)
+    bins[positive] = np.minimum(
+        np.log2(lengths[positive]).astype(np.int64) + 1, len(LENGTH_EDGES) - 1
+    )
     for index, count in enumerate(np.bincount(bins, minlength=len(LENGTH_EDGES)).tolist()):
         histogram[index] += count
 
@@ -108,6 +110,8 @@ class RankStats:
     length_in: list[int] = field(default_factory=lambda: [0] * len(LENGTH_EDGES))
     length_out: list[int] = field(default_factory=lambda: [0] * len(LENGTH_EDGES))
     languages_out: Counter = field(default_factory=Counter)
+    sources_in: Counter = field(default_factory=Counter)
+    sources_out: Counter = field(default_factory=Counter)
     docs_written: int = 0
     chars_written: int = 0
     removed_logged: int = 0
@@ -123,6 +127,8 @@ class RankStats:
         self.length_in = [a + b for a, b in zip(self.length_in, other.length_in, strict=True)]
         self.length_out = [a + b for a, b in zip(self.length_out, other.length_out, strict=True)]
         self.languages_out.update(other.languages_out)
+        self.sources_in.update(other.sources_in)
+        self.sources_out.update(other.sources_out)
         self.docs_written += other.docs_written
         self.chars_written += other.chars_written
         self.removed_logged += other.removed_logged
@@ -133,6 +139,8 @@ class RankStats:
             "length_in": self.length_in,
             "length_out": self.length_out,
             "languages_out": dict(sorted(self.languages_out.items())),
+            "sources_in": dict(sorted(self.sources_in.items())),
+            "sources_out": dict(sorted(self.sources_out.items())),
             "docs_written": self.docs_written,
             "chars_written": self.chars_written,
             "removed_logged": self.removed_logged,
@@ -145,6 +153,8 @@ class RankStats:
             length_in=list(data["length_in"]),
             length_out=list(data["length_out"]),
             languages_out=Counter(data["languages_out"]),
+            sources_in=Counter(data["sources_in"]),
+            sources_out=Counter(data["sources_out"]),
             docs_written=data["docs_written"],
             chars_written=data["chars_written"],
             removed_logged=data["removed_logged"],
