@@ -24,7 +24,7 @@ def news_sample() -> list[str]:
     return [text for _, text in itertools.islice(peoples_daily_lines(), 300) if text.strip()]
 
 
-def write_jsonl(path: Path, records: list[dict]) -> Path:
+def _write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
     )
@@ -42,5 +42,5 @@ def sharded_inputs(tmp_path: Path, review_sample: list[dict], news_sample: list[
         chunk = records[i * size : (i + 1) * size]
         if i == 5:
             chunk = chunk + [dict(r) for r in review_sample[100:140]]
-        write_jsonl(folder / f"part-{i}.jsonl", chunk)
+        _write_jsonl(folder / f"part-{i}.jsonl", chunk)
     return folder

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_jsonl  # tests/conftest.py
-
 
 @pytest.fixture()
 def small_recipe(tmp_path: Path, review_sample: list[dict], news_sample: list[str]) -> Path:
-    data = write_jsonl(tmp_path / "docs.jsonl", review_sample + [{"text": t} for t in news_sample])
+    records = review_sample + [{"text": t} for t in news_sample]
+    data = tmp_path / "docs.jsonl"
+    data.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     recipe = tmp_path / "small.yaml"
     recipe.write_text(
         f"""
@@ -35,11 +37,16 @@ pretrain: {{objective: mlm, preset: tiny, max_steps: 4, batch_size: 8, seq_len: 
 
 def run_cli(recipe: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lmforge.cli", "run", str(recipe)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "lmforge.cli", "run", str(recipe)],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
-def test_run_builds_every_stage_then_skips_unchanged_ones(small_recipe: Path, tmp_path: Path) -> None:
+def test_run_builds_every_stage_then_skips_unchanged_ones(
+    small_recipe: Path, tmp_path: Path
+) -> None:
     first = run_cli(small_recipe)
     assert first.returncode == 0, first.stderr[-2000:]
     run_dir = tmp_path / "runs" / "small"
