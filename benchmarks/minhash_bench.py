@@ -180,14 +180,14 @@ def quality(found: np.ndarray, truth: np.ndarray, texts: list[str]) -> dict[str,
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N documents")
     parser.add_argument(
         "--repeat", type=int, default=3, help="lmforge/rensa runs; the best is kept"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     texts = load_documents(args.limit)
     print(
