@@ -24,6 +24,15 @@ FILL_MASK_PROMPTS = [
 ]
 
 
+def _fmt(value: Any) -> str:
+    """Integers with thousands separators, floats to 4 significant digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}"
+
+
 def _corpus_section(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     counts = manifest["counts"]
     stats = json.loads((run_dir / "corpus" / "stats.json").read_text(encoding="utf-8"))
@@ -40,9 +49,11 @@ def _corpus_section(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def _tokenizer_section(info: dict[str, Any]) -> list[str]:
-    rows = [[k, info[k]] for k in ("kind", "vocab_size", "documents", "seconds") if k in info]
+    rows = [[k, _fmt(info[k])] for k in ("kind", "vocab_size", "documents", "seconds") if k in info]
     heldout = info.get("heldout") or {}
-    rows += [[f"held-out {k}", v] for k, v in heldout.items() if not isinstance(v, (dict, list))]
+    rows += [
+        [f"held-out {k}", _fmt(v)] for k, v in heldout.items() if not isinstance(v, (dict, list))
+    ]
     return ["<h2>Tokenizer</h2>", html_table(["figure", "value"], rows)]
 
 
@@ -61,7 +72,7 @@ def _pretrain_section(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     log = read_log(folder)
     parts = ["<h2>Pretraining</h2>"]
     keys = [k for k in manifest if isinstance(manifest[k], (int, float, str)) and k != "tokenizer"]
-    parts.append(html_table(["figure", "value"], [[k, manifest[k]] for k in keys]))
+    parts.append(html_table(["figure", "value"], [[k, _fmt(manifest[k])] for k in keys]))
     train = [(r["tokens"], r["train_loss"]) for r in log if r.get("train_loss") is not None]
     val = [(r["tokens"], r["val_loss"]) for r in log if r.get("val_loss") is not None]
     if train or val:
