@@ -34,8 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from lmforge.corpus.document import Document
-from lmforge.corpus.step import Step, StepLog
+from lmforge.corpus.step import TextStep
 
 CJK_PUNCT_KEPT = "，！？：；（）…"
 _CJK_PUNCT_RE = re.compile(f"[{CJK_PUNCT_KEPT}]")
@@ -129,7 +128,7 @@ class NormalizeConfig(BaseModel, extra="forbid"):
     keep_newlines: bool = True
 
 
-class Normalize(Step):
+class Normalize(TextStep):
     name = "normalize"
 
     def __init__(self, config: NormalizeConfig | None = None) -> None:
@@ -197,18 +196,7 @@ class Normalize(Step):
                 bump("normalize:whitespace")
         return text
 
-    def process(self, docs: list[Document], log: StepLog) -> list[Document]:
-        counts: dict[str, int] = {}
-        changed = 0
-        for doc in docs:
-            new = self.normalize(doc.text, counts)
-            if new != doc.text:
-                doc.text = new
-                changed += 1
-        log.count("changed", changed)
-        for key, n in counts.items():
-            log.count(key, n)
-        return docs
+    transform = normalize
 
 
 STEPS = {"normalize": (NormalizeConfig, Normalize)}

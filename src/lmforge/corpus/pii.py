@@ -26,8 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from lmforge.corpus.document import Document
-from lmforge.corpus.step import Step, StepLog
+from lmforge.corpus.step import TextStep
 
 PLACEHOLDERS = {
     "url": "<URL>",
@@ -99,7 +98,7 @@ class PiiConfig(BaseModel, extra="forbid"):
     ip: bool = True
 
 
-class Pii(Step):
+class Pii(TextStep):
     name = "pii"
 
     def __init__(self, config: PiiConfig | None = None) -> None:
@@ -129,18 +128,7 @@ class Pii(Step):
 
         return _PATTERN.sub(repl, text)
 
-    def process(self, docs: list[Document], log: StepLog) -> list[Document]:
-        counts: dict[str, int] = {}
-        changed = 0
-        for doc in docs:
-            new = self.mask(doc.text, counts)
-            if new != doc.text:
-                doc.text = new
-                changed += 1
-        log.count("changed", changed)
-        for key, n in counts.items():
-            log.count(key, n)
-        return docs
+    transform = mask
 
 
 STEPS = {"pii": (PiiConfig, Pii)}

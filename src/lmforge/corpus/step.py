@@ -62,6 +62,30 @@ class Step:
         raise NotImplementedError
 
 
+class TextStep(Step):
+    """A step that rewrites each document's text (normalization, masking) and removes nothing.
+
+    Subclasses implement :meth:`transform`; ``counts`` collects named counters
+    (e.g. ``pii:email``) that end up in the step's stats next to ``changed``.
+    """
+
+    def transform(self, text: str, counts: dict[str, int] | None = None) -> str:
+        raise NotImplementedError
+
+    def process(self, docs: list[Document], log: StepLog) -> list[Document]:
+        counts: dict[str, int] = {}
+        changed = 0
+        for doc in docs:
+            new = self.transform(doc.text, counts)
+            if new != doc.text:
+                doc.text = new
+                changed += 1
+        log.count("changed", changed)
+        for key, n in counts.items():
+            log.count(key, n)
+        return docs
+
+
 class GlobalStep:
     """A step that must see the whole corpus (deduplication). See the module docstring."""
 
