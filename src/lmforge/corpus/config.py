@@ -45,7 +45,6 @@ class CorpusConfig(BaseModel, extra="forbid"):
     output: OutputConfig = Field(default_factory=OutputConfig)
     workers: int | None = Field(None, ge=1, description="processes; default = all cores")
     batch_size: int = Field(2048, ge=1, description="documents per batch inside a rank")
-    executor: Literal["local"] = "local"
 
     @field_validator("steps", mode="after")
     @classmethod

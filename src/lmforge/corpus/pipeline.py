@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +177,6 @@ def _existing_hash(manifest_path: Path, plan_path: Path) -> str | None:
 
 
 def _clear(out: Path) -> None:
-    import shutil
-
     for name in ("_work", "data", "removed"):
         shutil.rmtree(out / name, ignore_errors=True)
     for name in ("manifest.json", "stats.json", "report.html"):
@@ -185,8 +184,6 @@ def _clear(out: Path) -> None:
 
 
 def _remove_work(layout: Layout) -> None:
-    import shutil
-
     shutil.rmtree(layout.work, ignore_errors=True)
 
 

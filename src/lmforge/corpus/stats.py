@@ -7,7 +7,6 @@ taken in rank order).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +16,6 @@ import numpy as np
 EXAMPLES_PER_REASON = 3
 # Length histogram bin edges in characters: 0, 1, 2, 4, ..., 2**20, then everything longer.
 LENGTH_EDGES = [0] + [2**i for i in range(21)]
-
-
-def length_bin(n: int) -> int:
-    """Index of the histogram bin holding a document of ``n`` characters."""
-    if n <= 0:
-        return 0
-    return min(int(math.log2(n)) + 1, len(LENGTH_EDGES) - 1)
 
 
 def add_lengths(histogram: list[int], lengths: np.ndarray) -> None:
