@@ -19,6 +19,7 @@ FAST_PARAMS = {
     "textcnn": NEURAL,
     "bilstm": NEURAL,
     "gru": NEURAL,
+    "transformer": {"vocab_size": 1000, "epochs": 4, "max_len": 64, "lr": 5e-4, "batch_size": 16},
 }
 
 

@@ -30,7 +30,7 @@ def test_fit_predict_save_load_round_trip(name, small, tmp_path, fast_params):
     pred = model.predict(test_x)
     f1 = classification_metrics(test_y, pred, ["neg", "pos"])["macro_f1"]
     # chance is 0.5; char-level networks on 500 texts are weak but clearly above it
-    floor = 0.55 if name in ("textcnn", "bilstm", "gru", "dt") else 0.65
+    floor = 0.55 if name in ("textcnn", "bilstm", "gru", "dt", "transformer") else 0.65
     assert f1 > floor, f"{name}: macro-F1 {f1:.3f} is not better than chance"
 
     model.save(tmp_path / name)

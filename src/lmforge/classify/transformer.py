@@ -1,0 +1,401 @@
+"""Fine-tune a BERT-style encoder for text classification, behind the shared estimator interface.
+
+``init`` picks the starting weights:
+
+- a local folder: our pretrained MLM folder (``lmforge pretrain`` output) or any local HF encoder
+  folder; ``AutoModelForSequenceClassification.from_pretrained`` drops the MLM head and adds a
+  fresh classifier; the tokenizer comes from the same folder (or ``tokenizer=DIR``);
+- ``"none"``: random init. The architecture is ``config_from``'s ``config.json`` if given, else
+  ``preset`` (:func:`lmforge.models.presets.build_config`); the tokenizer is ``tokenizer=DIR``
+  (or ``config_from`` when it holds one), else a WordPiece vocabulary trained on the fit texts.
+
+Training (one screen, as in nanoGPT): AdamW (no decay on biases / LayerNorm), linear warmup then
+linear decay, gradient clipping at 1, length-bucketed batches (sorted by length within chunks
+of 50 batches, batches shuffled with ``seed``) so little compute goes to padding, bf16 autocast
+where :func:`lmforge.pretrain.hardware.choose_dtype` measures it faster. ``freeze_layers=N``
+freezes the embeddings and the first N encoder layers. With a validation set (``X_val`` /
+``y_val``, or ``val_fraction`` of the training data) each epoch is scored by macro-F1, training
+stops after ``patience`` epochs without a gain and the best epoch's weights are kept.
+
+Dropout: our presets pretrain without dropout; ``dropout=None`` keeps the folder's setting,
+a number sets hidden and attention dropout for fine-tuning (it costs speed on CPU: the
+attention-probability dropout keeps SDPA off its fused kernel; see docs/benchmarks_transformer.md).
+
+Saved as a ``save_pretrained`` folder (``config.json``, ``model.safetensors``, tokenizer files)
+plus ``lmforge_model.json``: ``AutoModelForSequenceClassification`` loads it as is. Loading
+reads safetensors only, never a pickle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.classify.estimator import TextClassifier, register_model
+from lmforge.classify.metrics import classification_metrics
+from lmforge.errors import LmforgeError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+# what save_pretrained of a model + tokenizer may write
+SAVED_FILES = {
+    WEIGHTS_FILE,
+    CONFIG_FILE,
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+}
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _autocast(dtype: str):
+    torch = _torch()
+    if dtype == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+@register_model("transformer")
+class TransformerClassifier(TextClassifier):
+    """Fine-tuned BERT-style encoder: ``init`` = pretrained folder or ``"none"`` (random init)."""
+
+    uses_validation = True
+    search_space = {"lr": [1e-4, 2e-4, 5e-4], "batch_size": [16, 32]}
+
+    def __init__(
+        self,
+        init="none",
+        tokenizer=None,
+        preset="tiny",
+        config_from=None,
+        epochs=3,
+        lr=2e-4,
+        batch_size=32,
+        max_len=128,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        freeze_layers=0,
+        patience=2,
+        val_fraction=0.0,
+        dropout=None,
+        dtype="auto",
+        threads=0,
+        vocab_size=2000,
+        seed=0,
+    ):
+        self.init = init
+        self.tokenizer = tokenizer
+        self.preset = preset
+        self.config_from = config_from
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_len = max_len
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.freeze_layers = freeze_layers
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.dropout = dropout
+        self.dtype = dtype
+        self.threads = threads
+        self.vocab_size = vocab_size
+        self.seed = seed
+
+    # -- model + tokenizer -------------------------------------------------------------------
+    def _from_scratch(self) -> bool:
+        return self.init is None or str(self.init).lower() == "none"
+
+    def _load_tokenizer(self, texts):
+        from lmforge.tokenizer.folder import load_tokenizer
+
+        if self.tokenizer:
+            return load_tokenizer(self.tokenizer)
+        if not self._from_scratch():
+            return load_tokenizer(self.init)
+        if self.config_from and any(
+            (Path(self.config_from) / f).is_file() for f in ("tokenizer.json", "vocab.txt")
+        ):
+            return load_tokenizer(self.config_from)
+        from lmforge.tokenizer.train import train_tokenizer
+
+        with tempfile.TemporaryDirectory() as tmp:
+            train_tokenizer(texts, "wordpiece", int(self.vocab_size), Path(tmp))
+            return load_tokenizer(tmp)
+
+    def _label_maps(self) -> tuple[dict, dict]:
+        names = [str(c) for c in self.classes_.tolist()]
+        return dict(enumerate(names)), {n: i for i, n in enumerate(names)}
+
+    def _dropout_kwargs(self) -> dict:
+        if self.dropout is None:
+            return {}
+        p = float(self.dropout)
+        return {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}
+
+    def _build_model(self):
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        id2label, label2id = self._label_maps()
+        labels = {"num_labels": len(id2label), "id2label": id2label, "label2id": label2id}
+        if not self._from_scratch():
+            path = Path(self.init)
+            if not (path / CONFIG_FILE).is_file():
+                raise LmforgeError(f"init={path}: not a model folder (no {CONFIG_FILE})")
+            kwargs = {**labels, **self._dropout_kwargs()}
+            with _quiet_transformers():  # its report lists the (expected) new classifier
+                try:
+                    return AutoModelForSequenceClassification.from_pretrained(
+                        path, attn_implementation="sdpa", **kwargs
+                    )
+                except (ValueError, ImportError):  # an architecture without SDPA support
+                    return AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        if self.config_from:
+            path = Path(self.config_from)
+            if not (path / CONFIG_FILE).is_file():
+                raise LmforgeError(f"config_from={path}: no {CONFIG_FILE}")
+            config = AutoConfig.from_pretrained(path)
+        else:
+            from lmforge.models.presets import build_config
+
+            pad = self.tokenizer_.pad_token_id
+            config = build_config(
+                "mlm",
+                self.preset,
+                len(self.tokenizer_),
+                max_len=int(self.max_len),
+                pad_token_id=int(pad) if pad is not None else 0,
+            )
+        for key, value in {**labels, **self._dropout_kwargs()}.items():
+            setattr(config, key, value)
+        if config.vocab_size < len(self.tokenizer_):
+            raise LmforgeError(
+                f"tokenizer has {len(self.tokenizer_)} tokens but the model only "
+                f"{config.vocab_size}: use the tokenizer the config was made for"
+            )
+        return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
+
+    def _freeze(self) -> None:
+        n = int(self.freeze_layers or 0)
+        if n <= 0:
+            return
+        base = self.model_.base_model
+        layers = getattr(getattr(base, "encoder", None), "layer", None)
+        if layers is None or not hasattr(base, "embeddings"):
+            raise LmforgeError(
+                f"freeze_layers: {type(base).__name__} has no embeddings / encoder.layer"
+            )
+        if n > len(layers):
+            raise LmforgeError(f"freeze_layers={n} but the encoder has {len(layers)} layers")
+        for module in [base.embeddings, *layers[:n]]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    # -- batching ----------------------------------------------------------------------------
+    def _encode(self, texts) -> list[np.ndarray]:
+        texts = ["" if t is None else str(t) for t in texts]
+        limit = int(self.max_len)
+        positions = getattr(self.model_.config, "max_position_embeddings", None)
+        if positions:
+            limit = min(limit, int(positions))
+        enc = self.tokenizer_(texts, truncation=True, max_length=limit)
+        return [np.asarray(ids, dtype=np.int64) for ids in enc["input_ids"]]
+
+    def _batches(self, encoded, order):
+        torch = _torch()
+        pad = self.tokenizer_.pad_token_id or 0
+        for start in range(0, len(order), int(self.batch_size)):
+            idx = order[start : start + int(self.batch_size)]
+            lengths = [len(encoded[i]) for i in idx]
+            ids = np.full((len(idx), max(lengths)), pad, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, i in enumerate(idx):
+                ids[row, : lengths[row]] = encoded[i]
+                mask[row, : lengths[row]] = 1
+            yield idx, torch.from_numpy(ids), torch.from_numpy(mask)
+
+    def _bucketed_order(self, encoded, rng) -> np.ndarray:
+        """Shuffle, sort by length within chunks of 50 batches, then shuffle the batches."""
+        bs = int(self.batch_size)
+        order = rng.permutation(len(encoded))
+        lengths = np.asarray([len(e) for e in encoded])
+        chunks = np.array_split(order, max(1, len(order) // (bs * 50)))
+        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks])
+        batches = [order[i : i + bs] for i in range(0, len(order), bs)]
+        return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+
+    def _optimizer(self, steps: int):
+        torch = _torch()
+        decay, no_decay = [], []
+        for p in self.model_.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 else decay).append(p)
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": float(self.weight_decay)},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=float(self.lr),
+        )
+        warmup = int(round(float(self.warmup_ratio) * steps))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (steps - step) / max(1, steps - warmup))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    # -- sklearn API -------------------------------------------------------------------------
+    def fit(self, texts, y, X_val=None, y_val=None):
+        torch = _torch()
+        texts = list(texts)
+        y = np.asarray(y)
+        if len(texts) != len(y):
+            raise LmforgeError(f"{len(texts)} texts but {len(y)} labels")
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        if X_val is None and self.val_fraction and len(texts) >= 20:
+            from sklearn.model_selection import train_test_split
+
+            try:
+                texts, X_val, y, y_val = train_test_split(
+                    texts, y, test_size=self.val_fraction, stratify=y, random_state=self.seed
+                )
+            except ValueError:  # a class too small to stratify: no early stopping
+                X_val = None
+        self.classes_ = np.unique(y)
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        targets = torch.tensor([index[c] for c in y.tolist()])
+        self.tokenizer_ = self._load_tokenizer(texts)
+        self.model_ = self._build_model()
+        self._freeze()
+        from lmforge.pretrain.hardware import choose_dtype
+
+        self.dtype_, self.dtype_reason_ = choose_dtype(torch.device("cpu"), self.dtype)
+        encoded = self._encode(texts)
+        steps_per_epoch = math.ceil(len(encoded) / int(self.batch_size))
+        opt, sched = self._optimizer(max(1, steps_per_epoch * int(self.epochs)))
+        params = [p for p in self.model_.parameters() if p.requires_grad]
+        best, best_state, bad_epochs = -1.0, None, 0
+        self.history_ = []
+        for epoch in range(int(self.epochs)):
+            start = time.perf_counter()
+            self.model_.train()
+            total, tokens = 0.0, 0
+            for idx, ids, mask in self._batches(encoded, self._bucketed_order(encoded, rng)):
+                with _autocast(self.dtype_):
+                    logits = self.model_(input_ids=ids, attention_mask=mask).logits
+                loss = torch.nn.functional.cross_entropy(logits.float(), targets[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+                tokens += int(mask.sum())
+            seconds = time.perf_counter() - start
+            record = {
+                "epoch": epoch + 1,
+                "loss": total / len(texts),
+                "seconds": seconds,
+                "tokens_per_s": tokens / seconds if seconds else None,
+            }
+            if X_val is not None and len(X_val):
+                f1 = classification_metrics(y_val, self.predict(X_val), self.classes_.tolist())[
+                    "macro_f1"
+                ]
+                record["val_macro_f1"] = f1
+                if f1 > best:
+                    best, bad_epochs = f1, 0
+                    best_state = {
+                        k: v.detach().clone() for k, v in self.model_.state_dict().items()
+                    }
+                else:
+                    bad_epochs += 1
+            self.history_.append(record)
+            if X_val is not None and bad_epochs >= int(self.patience):
+                break
+        if best_state is not None:
+            self.model_.load_state_dict(best_state)
+        self.model_.eval()
+        self.best_val_macro_f1_ = best if best >= 0 else None
+        return self
+
+    def predict_proba(self, texts) -> np.ndarray:
+        torch = _torch()
+        self._check_fitted()
+        encoded = self._encode(list(texts))
+        order = np.argsort([len(e) for e in encoded], kind="stable")
+        out = np.zeros((len(encoded), len(self.classes_)), dtype=np.float64)
+        self.model_.eval()
+        with torch.inference_mode(), _autocast(getattr(self, "dtype_", "fp32")):
+            for idx, ids, mask in self._batches(encoded, order):
+                logits = self.model_(input_ids=ids, attention_mask=mask).logits
+                out[idx] = torch.softmax(logits.float(), dim=1).numpy()
+        return out
+
+    # -- persistence -------------------------------------------------------------------------
+    def _extra_meta(self) -> dict:
+        return {
+            "transformer": {
+                "dtype": getattr(self, "dtype_", None),
+                "dtype_reason": getattr(self, "dtype_reason_", None),
+                "architecture": type(self.model_).__name__,
+                "parameters": int(sum(p.numel() for p in self.model_.parameters())),
+            },
+            "history": getattr(self, "history_", []),
+        }
+
+    def _save_weights(self, directory: Path) -> list[str]:
+        self.model_.save_pretrained(str(directory), safe_serialization=True)
+        self.tokenizer_.save_pretrained(str(directory))
+        return sorted(p.name for p in directory.iterdir() if p.name in SAVED_FILES)
+
+    def _load_weights(self, directory: Path, meta: dict) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        from lmforge.tokenizer.folder import load_tokenizer
+
+        if not (directory / WEIGHTS_FILE).is_file():
+            raise LmforgeError(f"model file not found: {directory / WEIGHTS_FILE}")
+        self.classes_ = np.asarray(meta["label_names"])
+        self.tokenizer_ = load_tokenizer(directory)
+        self.model_ = AutoModelForSequenceClassification.from_pretrained(
+            directory, use_safetensors=True, attn_implementation="sdpa"
+        )
+        self.model_.eval()
+        info = meta.get("transformer") or {}
+        self.dtype_ = info.get("dtype") or "fp32"
+        self.dtype_reason_ = info.get("dtype_reason")
+        self.history_ = meta.get("history", [])
