@@ -31,6 +31,36 @@ TOKENIZER_SUBDIR = "tokenizer"
 PAD, UNK = 0, 1
 
 
+class EarlyStopping:
+    """Early stopping on validation macro-F1 that keeps the best epoch's weights.
+
+    ``update`` after each epoch returns True once ``patience`` epochs in a row brought
+    no gain; ``restore`` puts the best weights back. Shared by every torch classifier.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = int(patience)
+        self.best = -1.0
+        self.bad_epochs = 0
+        self.state: dict | None = None
+
+    def update(self, score: float, model) -> bool:
+        if score > self.best:
+            self.best, self.bad_epochs = score, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def restore(self, model) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+    @property
+    def best_score(self) -> float | None:
+        return self.best if self.best >= 0 else None
+
+
 def _torch():
     import torch
 
@@ -213,7 +243,7 @@ class NeuralTextClassifier(TextClassifier):
         opt = torch.optim.AdamW(
             self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
-        best, best_state, bad_epochs = -1.0, None, 0
+        early = EarlyStopping(self.patience)
         self.history_ = []
         for epoch in range(self.epochs):
             start = time.perf_counter()
@@ -231,24 +261,18 @@ class NeuralTextClassifier(TextClassifier):
                 "loss": total / len(texts),
                 "seconds": time.perf_counter() - start,
             }
+            stop = False
             if X_val is not None and len(X_val):
                 f1 = classification_metrics(y_val, self.predict(X_val), self.classes_.tolist())[
                     "macro_f1"
                 ]
                 record["val_macro_f1"] = f1
-                if f1 > best:
-                    best, bad_epochs = f1, 0
-                    best_state = {
-                        k: v.detach().clone() for k, v in self.model_.state_dict().items()
-                    }
-                else:
-                    bad_epochs += 1
+                stop = early.update(f1, self.model_)
             self.history_.append(record)
-            if X_val is not None and bad_epochs >= self.patience:
+            if stop:
                 break
-        if best_state is not None:
-            self.model_.load_state_dict(best_state)
-        self.best_val_macro_f1_ = best if best >= 0 else None
+        early.restore(self.model_)
+        self.best_val_macro_f1_ = early.best_score
         return self
 
     def predict_proba(self, texts) -> np.ndarray:

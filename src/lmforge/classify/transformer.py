@@ -38,6 +38,7 @@ import numpy as np
 
 from lmforge.classify.estimator import TextClassifier, register_model
 from lmforge.classify.metrics import classification_metrics
+from lmforge.classify.neural import EarlyStopping
 from lmforge.errors import LmforgeError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -307,7 +308,7 @@ class TransformerClassifier(TextClassifier):
         steps_per_epoch = math.ceil(len(encoded) / int(self.batch_size))
         opt, sched = self._optimizer(max(1, steps_per_epoch * int(self.epochs)))
         params = [p for p in self.model_.parameters() if p.requires_grad]
-        best, best_state, bad_epochs = -1.0, None, 0
+        early = EarlyStopping(self.patience)
         self.history_ = []
         for epoch in range(int(self.epochs)):
             start = time.perf_counter()
@@ -331,25 +332,19 @@ class TransformerClassifier(TextClassifier):
                 "seconds": seconds,
                 "tokens_per_s": tokens / seconds if seconds else None,
             }
+            stop = False
             if X_val is not None and len(X_val):
                 f1 = classification_metrics(y_val, self.predict(X_val), self.classes_.tolist())[
                     "macro_f1"
                 ]
                 record["val_macro_f1"] = f1
-                if f1 > best:
-                    best, bad_epochs = f1, 0
-                    best_state = {
-                        k: v.detach().clone() for k, v in self.model_.state_dict().items()
-                    }
-                else:
-                    bad_epochs += 1
+                stop = early.update(f1, self.model_)
             self.history_.append(record)
-            if X_val is not None and bad_epochs >= int(self.patience):
+            if stop:
                 break
-        if best_state is not None:
-            self.model_.load_state_dict(best_state)
+        early.restore(self.model_)
         self.model_.eval()
-        self.best_val_macro_f1_ = best if best >= 0 else None
+        self.best_val_macro_f1_ = early.best_score
         return self
 
     def predict_proba(self, texts) -> np.ndarray:
