@@ -52,6 +52,18 @@ class EarlyStopping:
             self.bad_epochs += 1
         return self.bad_epochs >= self.patience
 
+    def end_epoch(self, estimator, record: dict, X_val, y_val) -> bool:
+        """Score the epoch on the validation texts (when given), append ``record`` to the
+        estimator's ``history_``; True when training should stop."""
+        stop = False
+        if X_val is not None and len(X_val):
+            labels = estimator.classes_.tolist()
+            f1 = classification_metrics(y_val, estimator.predict(X_val), labels)["macro_f1"]
+            record["val_macro_f1"] = f1
+            stop = self.update(f1, estimator.model_)
+        estimator.history_.append(record)
+        return stop
+
     def restore(self, model) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
@@ -261,15 +273,7 @@ class NeuralTextClassifier(TextClassifier):
                 "loss": total / len(texts),
                 "seconds": time.perf_counter() - start,
             }
-            stop = False
-            if X_val is not None and len(X_val):
-                f1 = classification_metrics(y_val, self.predict(X_val), self.classes_.tolist())[
-                    "macro_f1"
-                ]
-                record["val_macro_f1"] = f1
-                stop = early.update(f1, self.model_)
-            self.history_.append(record)
-            if stop:
+            if early.end_epoch(self, record, X_val, y_val):
                 break
         early.restore(self.model_)
         self.best_val_macro_f1_ = early.best_score

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 
 from lmforge.classify.estimator import TextClassifier, register_model
-from lmforge.classify.metrics import classification_metrics
 from lmforge.classify.neural import EarlyStopping
 from lmforge.errors import LmforgeError
 
@@ -332,15 +331,7 @@ class TransformerClassifier(TextClassifier):
                 "seconds": seconds,
                 "tokens_per_s": tokens / seconds if seconds else None,
             }
-            stop = False
-            if X_val is not None and len(X_val):
-                f1 = classification_metrics(y_val, self.predict(X_val), self.classes_.tolist())[
-                    "macro_f1"
-                ]
-                record["val_macro_f1"] = f1
-                stop = early.update(f1, self.model_)
-            self.history_.append(record)
-            if stop:
+            if early.end_epoch(self, record, X_val, y_val):
                 break
         early.restore(self.model_)
         self.model_.eval()
