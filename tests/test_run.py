@@ -17,6 +17,10 @@ def small_recipe(tmp_path: Path, review_sample: list[dict], news_sample: list[st
     data.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
     )
+    labelled = tmp_path / "reviews.jsonl"  # the same reviews, as a labelled classification set
+    labelled.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in review_sample), encoding="utf-8"
+    )
     recipe = tmp_path / "small.yaml"
     recipe.write_text(
         f"""
@@ -29,6 +33,10 @@ corpus:
 tokenizer: {{kind: wordpiece, vocab_size: 2000}}
 pack: {{val_fraction: 0.05}}
 pretrain: {{objective: mlm, preset: tiny, max_steps: 4, batch_size: 8, seq_len: 64, eval_every: 2, save_every: 2, warmup_steps: 1}}
+classify:
+  data: {labelled}
+  models: [nb]
+  transformer_params: {{epochs: 1, max_len: 64, batch_size: 16, threads: 1}}
 """,
         encoding="utf-8",
     )
@@ -63,6 +71,18 @@ def test_run_builds_every_stage_then_skips_unchanged_ones(
     assert "Pretraining loss" not in page or "data:image/png" in page
     assert "这个手机[MASK]量很好" in page
 
+    # classify: the split's val + test reviews were taken out of the corpus before it was built,
+    # so the leakage guard passed without --allow-leakage; both models are on the leaderboard
+    stats = json.loads((run_dir / "corpus" / "stats.json").read_text(encoding="utf-8"))
+    decontam = next(s for s in stats["steps"] if s["name"] == "decontaminate")
+    assert decontam["docs_in"] > decontam["docs_out"]
+    board = json.loads((run_dir / "classify" / "leaderboard.json").read_text(encoding="utf-8"))
+    assert {r["model"] for r in board["rows"]} == {"nb", "transformer (pretrained)"}
+    assert board["leakage"]["in_corpus"] == 0 and board["leakage"]["corpus_docs"] > 0
+    assert all(0.3 < r["macro_f1"] <= 1 for r in board["rows"])
+    assert "<h2>Classification</h2>" in page and "transformer (pretrained)" in page
+
     second = run_cli(small_recipe)
     assert second.returncode == 0, second.stderr[-2000:]
     assert second.stdout.count("unchanged, skipped") == 3
+    assert second.stdout.count("done earlier") == 2

@@ -1,10 +1,12 @@
 """``lmforge run``: every stage of a recipe in order, each skipped when its inputs and config are unchanged.
 
-Stages: corpus → tokenizer → tokens (pack) → pretrain. Each writes its own folder
+Stages: corpus → tokenizer → tokens (pack) → pretrain → classify. Each writes its own folder
 under ``runs/<name>/``. A stage's *fingerprint* is the hash of its own config and
 of the fingerprint of the stage it reads; it is stored in ``<folder>/lmforge_stage.json``
 when the stage finishes. A stage whose stored fingerprint matches is skipped; a
-pretraining run that was interrupted resumes from its checkpoint.
+pretraining run that was interrupted resumes from its checkpoint, an interrupted classify
+stage from the next model. With a ``classify`` section the split's validation and test texts
+are taken out of the corpus before it is built (:mod:`lmforge.classify.stage`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ def run_recipe(
     corpus = (
         recipe.corpus if workers is None else recipe.corpus.model_copy(update={"workers": workers})
     )
+    if recipe.classify is not None and recipe.classify.holdout_from_corpus:
+        from lmforge.classify.stage import export_heldout, with_holdout
+
+        heldout = export_heldout(recipe.classify, recipe.seed, run_dir)
+        corpus = with_holdout(corpus, heldout)
+        console.print(f"classification val + test texts held out of the corpus: {heldout}")
     console.rule("[bold]corpus")
     results["corpus"] = build_corpus(corpus, run_dir / "corpus")
     counts = results["corpus"]["counts"]
@@ -71,8 +79,13 @@ def run_recipe(
         upstream = _tokenizer_stage(recipe, run_dir, upstream, console, results)
     if recipe.tokenizer is not None and recipe.pack is not None:
         upstream = _pack_stage(recipe, run_dir, upstream, workers, console, results)
+    pretrained = None
     if recipe.tokenizer is not None and recipe.pack is not None and recipe.pretrain is not None:
-        _pretrain_stage(recipe, run_dir, upstream, console, results)
+        upstream = _pretrain_stage(recipe, run_dir, upstream, console, results)
+        if recipe.pretrain.objective == "mlm":
+            pretrained = run_dir / "pretrain"
+    if recipe.classify is not None:
+        _classify_stage(recipe, run_dir, upstream, pretrained, console, results)
     write_run_report(run_dir, results)
     return results
 
@@ -183,6 +196,24 @@ def _pretrain_stage(
         from lmforge.run_report import fill_mask_samples
 
         results["pretrain"]["fill_mask_samples"] = fill_mask_samples(folder)
+    return digest
+
+
+def _classify_stage(
+    recipe: Recipe,
+    run_dir: Path,
+    upstream: str,
+    pretrained: Path | None,
+    console: Console,
+    results: dict,
+) -> str:
+    from lmforge.classify.stage import run_classify
+
+    digest = fingerprint(recipe.classify.model_dump() | {"seed": recipe.seed}, upstream)
+    console.rule("[bold]classify")
+    results["classify"] = run_classify(
+        recipe.classify, recipe.seed, run_dir, pretrained, digest, console
+    )
     return digest
 
 

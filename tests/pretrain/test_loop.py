@@ -32,6 +32,7 @@ def mlm_run(mlm_tokens, tmp_path_factory):
         eval_every=3,
         log_every=2,
         eval_batches=3,
+        snapshot_steps=[3],
         **SMALL,
     )
     return out, manifest
@@ -59,6 +60,11 @@ def test_mlm_output_loads_with_auto_classes(mlm_run):
     assert [r["step"] for r in rows] == [2, 3, 4, 6] and set(rows[0]) == set(FIELDS)
     assert rows[1]["val_loss"] is not None and rows[0]["val_loss"] is None
     assert (out / "checkpoint" / "state.pt").is_file() and any((out / "tensorboard").iterdir())
+    # the step-3 snapshot is a loadable folder with other weights than the final one
+    snap = AutoModelForMaskedLM.from_pretrained(out / "snapshots" / "step-3")
+    assert AutoTokenizer.from_pretrained(out / "snapshots" / "step-3").vocab == tok.vocab
+    name = "bert.embeddings.word_embeddings.weight"
+    assert not torch.equal(snap.state_dict()[name], model.state_dict()[name])
 
 
 def test_fill_mask_cli_prints_fillers(mlm_run):

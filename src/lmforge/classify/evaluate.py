@@ -253,10 +253,12 @@ def train_and_evaluate(
     data: ClassificationData,
     out_dir: str | Path | None = None,
     extra_meta: dict | None = None,
+    name: str | None = None,
 ) -> tuple[TextClassifier, dict]:
-    """Fit on train, evaluate on val and test, save (if ``out_dir``): (model, leaderboard row)."""
+    """Fit on train, evaluate on val and test, save (if ``out_dir``): (model, leaderboard row).
+    ``name`` is the model's name on the leaderboard (default: the spec, or its model type)."""
     model = make_model(spec) if isinstance(spec, str) else spec
-    name = spec if isinstance(spec, str) else model.model_type
+    name = name or (spec if isinstance(spec, str) else model.model_type)
     start = time.perf_counter()
     fit_kwargs = {}
     if getattr(model, "uses_validation", False) and data.val_texts:

@@ -50,12 +50,20 @@ def pretrain_command(
     dtype: Annotated[
         str, typer.Option(help="auto (bf16 where measured faster), bf16 or fp32")
     ] = "auto",
+    snapshot_steps: Annotated[
+        str,
+        typer.Option(help="also save OUT/snapshots/step-N/ at these steps, e.g. 500,1000,2000"),
+    ] = "",
 ) -> None:
     """Pretrain a model (MLM or CLM) on a tokens folder. Runs unchanged under torchrun."""
     from lmforge.pretrain.loop import pretrain
 
     if not tokens_dir.is_dir():
         raise LmforgeError(f"{tokens_dir}: no such folder")
+    try:
+        snapshots = sorted({int(s) for s in snapshot_steps.split(",") if s.strip()})
+    except ValueError:
+        raise LmforgeError(f"--snapshot-steps: {snapshot_steps!r} is not a list of steps") from None
     if init is None and preset not in PRESETS:
         raise LmforgeError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     pretrain(
@@ -78,6 +86,7 @@ def pretrain_command(
         seed=seed,
         whole_word_mask=whole_word_mask,
         dtype=dtype,
+        snapshot_steps=snapshots,
     )
 
 

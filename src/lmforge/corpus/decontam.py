@@ -12,8 +12,12 @@ raise ``ngram`` to ~50 (13 words of ~4 letters, spaces removed).
 
 An eval text shorter than ``ngram`` (after normalisation) but at least
 ``min_eval_chars`` long is matched as a whole (the training document must
-contain all of it); shorter ones are too generic to be evidence and are skipped
-and counted.
+contain all of it); shorter ones are too generic to be evidence of containment.
+
+``exact`` (on by default) adds the other half: a document *equal* to an eval
+text after normalisation is removed whatever its length. Eval sets of short
+texts (reviews, questions) need it: "很好" in a test split is not evidence that a
+long document copied it, but a corpus document that *is* "很好" is that test item.
 
 Matching is exact on 64-bit polynomial hashes of the windows, computed for every
 window length at once from prefix sums (mod 2⁶⁴), so a batch of documents is
@@ -23,11 +27,13 @@ checked with a few numpy passes per distinct eval length.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import xxhash
 from pydantic import BaseModel, Field
 
 from lmforge.corpus.dedup import normalize_for_exact
@@ -49,7 +55,12 @@ class DecontaminateConfig(BaseModel, extra="forbid"):
     )
     text_field: str = Field("text", description="field holding the text in jsonl eval files")
     ngram: int = Field(20, ge=2, description="characters per n-gram, after normalisation")
-    min_eval_chars: int = Field(10, ge=1, description="shorter eval texts are ignored")
+    min_eval_chars: int = Field(
+        10, ge=1, description="shorter eval texts are not matched inside longer documents"
+    )
+    exact: bool = Field(
+        True, description="also remove documents equal to an eval text (any length)"
+    )
 
 
 def read_eval_texts(path: str | Path, text_field: str = "text") -> list[str]:
@@ -122,10 +133,16 @@ class Decontaminator(Step):
     def __init__(self, config: DecontaminateConfig | None = None):
         self.config = config or DecontaminateConfig()
         self._index: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+        self._exact: dict[int, int] = {}  # hash of a normalised eval text -> first file index
         self.skipped_eval_texts: Counter = Counter()
 
     def _normalize(self, text: str) -> str:
-        return normalize_for_exact(text, "lower_no_punct")
+        # NFKC first: eval files are raw, corpus documents went through `normalize`
+        return normalize_for_exact(unicodedata.normalize("NFKC", text), "lower_no_punct")
+
+    @staticmethod
+    def _exact_key(normalized: str) -> int:
+        return xxhash.xxh3_64_intdigest(normalized.encode("utf-8", "surrogatepass"))
 
     def build_index(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """window length → (sorted eval hashes, eval file index of each)."""
@@ -133,6 +150,10 @@ class Decontaminator(Step):
         by_length: dict[int, list[tuple[np.ndarray, int]]] = {}
         for file_index, path in enumerate(cfg.eval_files):
             texts = [self._normalize(t) for t in read_eval_texts(path, cfg.text_field)]
+            if cfg.exact:
+                for t in texts:
+                    if t:
+                        self._exact.setdefault(self._exact_key(t), file_index)
             long_texts = [t for t in texts if len(t) >= cfg.ngram]
             short = [t for t in texts if cfg.min_eval_chars <= len(t) < cfg.ngram]
             self.skipped_eval_texts[path] += len(texts) - len(long_texts) - len(short)
@@ -159,9 +180,13 @@ class Decontaminator(Step):
         if self._index is None:
             self._index = self.build_index()
         found = np.full(len(texts), np.iinfo(np.int32).max, dtype=np.int64)
+        normalized = [self._normalize(t) for t in texts]
+        if self._exact:
+            for i, t in enumerate(normalized):
+                found[i] = self._exact.get(self._exact_key(t), found[i])
         if not self._index or not texts:
-            return np.full(len(texts), -1, dtype=np.int64)
-        hasher = _WindowHasher([self._normalize(t) for t in texts])
+            return np.where(found == np.iinfo(np.int32).max, -1, found)
+        hasher = _WindowHasher(normalized)
         for m, (eval_hashes, eval_files) in self._index.items():
             h = hasher.all_windows(m)
             start = np.flatnonzero(self._filter[_bucket(h, self._bits)])

@@ -99,6 +99,15 @@ def evaluate(net, data, batches, seed: int, autocast, device, world: int, rank: 
     }
 
 
+def _save_folder(model, tokenizer, folder: Path) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    model.save_pretrained(folder)
+    hf_logging.enable_progress_bar()
+    tokenizer.save_pretrained(folder)
+
+
 def pretrain(
     tokens_dir: str | Path,
     out_dir: str | Path,
@@ -125,13 +134,17 @@ def pretrain(
     whole_word_mask: bool = False,
     dtype: str = "auto",
     progress: bool = True,
+    snapshot_steps: list[int] | tuple[int, ...] = (),
     interrupt_at: int | None = None,
 ) -> dict:
     """Pretrain a model on a tokens folder; write a ``save_pretrained`` folder to ``out_dir``.
 
     Returns the run manifest (also written as ``out_dir/manifest.json``). Without any budget the
     run stops after 10 minutes. ``interrupt_at`` stops right after that step without saving,
-    as a crash would (used to test ``resume``).
+    as a crash would (used to test ``resume``). ``snapshot_steps``: also write a loadable
+    ``save_pretrained`` folder at ``out_dir/snapshots/step-<N>/`` after each of those steps
+    (the learning rate still follows the whole run's schedule: points along one run, as
+    Pythia's checkpoints are, not separate shorter runs).
     """
     from transformers import AutoTokenizer
 
@@ -310,6 +323,8 @@ def pretrain(
                         "rng": rngs,
                     },
                 )
+        if master and step in snapshot_steps:
+            _save_folder(model, tokenizer, out / "snapshots" / f"step-{step}")
         if done:
             break
     # ---- the output folder ----------------------------------------------------------------
@@ -344,12 +359,7 @@ def pretrain(
         "flops_per_token": flops_per_token,
     }
     if master:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        model.save_pretrained(out)
-        hf_logging.enable_progress_bar()
-        tokenizer.save_pretrained(out)
+        _save_folder(model, tokenizer, out)
         (out / "manifest.json").write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
         )
