@@ -195,9 +195,7 @@ class Predictor:
             "backend": self.backend_name,
             "labels": self.labels,
             "size_bytes": self.size_bytes(),
-            "test_metrics": {
-                k: metrics[k] for k in ("accuracy", "macro_f1", "n") if k in metrics
-            },
+            "test_metrics": {k: metrics[k] for k in ("accuracy", "macro_f1", "n") if k in metrics},
         }
 
     # -- prediction --------------------------------------------------------------------------
