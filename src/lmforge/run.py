@@ -47,6 +47,20 @@ def mark_stage(folder: Path, digest: str, status: str) -> None:
     )
 
 
+def corpus_config(recipe: Recipe, console: Console | None = None):
+    """The recipe's corpus section, plus the classification split's val + test texts as a
+    decontamination file when the recipe has a ``classify`` section that holds them out."""
+    corpus = recipe.corpus
+    if recipe.classify is not None and recipe.classify.holdout_from_corpus:
+        from lmforge.classify.stage import export_heldout, with_holdout
+
+        heldout = export_heldout(recipe.classify, recipe.seed, recipe.run_dir())
+        corpus = with_holdout(corpus, heldout)
+        if console is not None:
+            console.print(f"classification val + test texts held out of the corpus: {heldout}")
+    return corpus
+
+
 def run_recipe(
     recipe: Recipe, workers: int | None = None, console: Console | None = None
 ) -> dict[str, Any]:
@@ -58,15 +72,9 @@ def run_recipe(
     run_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
 
-    corpus = (
-        recipe.corpus if workers is None else recipe.corpus.model_copy(update={"workers": workers})
-    )
-    if recipe.classify is not None and recipe.classify.holdout_from_corpus:
-        from lmforge.classify.stage import export_heldout, with_holdout
-
-        heldout = export_heldout(recipe.classify, recipe.seed, run_dir)
-        corpus = with_holdout(corpus, heldout)
-        console.print(f"classification val + test texts held out of the corpus: {heldout}")
+    corpus = corpus_config(recipe, console)
+    if workers is not None:
+        corpus = corpus.model_copy(update={"workers": workers})
     console.rule("[bold]corpus")
     results["corpus"] = build_corpus(corpus, run_dir / "corpus")
     counts = results["corpus"]["counts"]

@@ -61,8 +61,10 @@ def build(
             raise LmforgeError(describe_validation_error(exc, "--input")) from None
         out = out or Path("runs") / "corpus"
     else:
+        from lmforge.run import corpus_config
+
         loaded = load_recipe(recipe)
-        config = loaded.corpus
+        config = corpus_config(loaded, Console())  # with the classification holdout, as `run`
         out = out or loaded.run_dir() / "corpus"
     if workers is not None:
         config = config.model_copy(update={"workers": workers})
