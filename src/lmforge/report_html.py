@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from pathlib import Path
 from typing import Any
 
 STYLE = (
@@ -31,6 +32,12 @@ def png_img(fig: Any) -> str:
     pyplot().close(fig)
     data = base64.b64encode(buffer.getvalue()).decode()
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def png_file_img(path: Any, alt: str = "plot") -> str:
+    """An ``<img>`` holding a PNG file inline (the page stays one self-contained file)."""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def html_table(headers: list[str], rows: list[list[Any]]) -> str:

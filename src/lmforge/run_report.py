@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lmforge.report_html import html_page, html_table, png_img, pyplot
+from lmforge.report_html import html_page, html_table, png_file_img, png_img, pyplot
 
 # Fill-in-the-blank prompts shown for a masked-LM run (the seed's 预训练 task).
 FILL_MASK_PROMPTS = [
@@ -105,23 +105,11 @@ def _pretrain_section(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def _classify_section(run_dir: Path, doc: dict[str, Any]) -> list[str]:
-    from lmforge.classify.evaluate import human_bytes
+    from lmforge.classify.evaluate import LEADERBOARD_HEADERS, leaderboard_cells
 
     rows = doc.get("rows", [])
     sizes = (doc.get("data") or {}).get("sizes", {})
     leak = doc.get("leakage") or {}
-    table = [
-        [
-            r["model"],
-            f"{r['accuracy']:.4f}",
-            f"{r['macro_f1']:.4f}",
-            "-" if r.get("val_macro_f1") is None else f"{r['val_macro_f1']:.4f}",
-            f"{r['train_s']:.1f}",
-            f"{r['predictions_per_s']:,.0f}",
-            "-" if r.get("size_bytes") is None else human_bytes(r["size_bytes"]),
-        ]
-        for r in rows
-    ]
     split = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
     parts = [
         "<h2>Classification</h2>",
@@ -129,16 +117,11 @@ def _classify_section(run_dir: Path, doc: dict[str, Any]) -> list[str]:
         f"Leakage guard: {leak.get('in_train', 0)} test texts in train/val, "
         f"{leak.get('in_corpus', 0)} in the pre-training corpus "
         f"({leak.get('corpus_docs', 0):,} documents checked).</p>",
-        html_table(
-            ["model", "accuracy", "macro-F1", "val macro-F1", "train s", "pred/s", "size"], table
-        ),
+        html_table(list(LEADERBOARD_HEADERS), [leaderboard_cells(r) for r in rows]),
     ]
     png = run_dir / "classify" / "leaderboard.png"
     if png.is_file():
-        import base64
-
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(f'<img alt="leaderboard" src="data:image/png;base64,{data}">')
+        parts.append(png_file_img(png, "classification leaderboard"))
     return parts
 
 

@@ -379,20 +379,28 @@ def leaderboard_table(rows: list[dict], title: str = "leaderboard (test split)")
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("model", no_wrap=True)
-    for col in ("accuracy", "macro-F1", "val macro-F1", "train s", "pred/s", "size"):
+    table.add_column(LEADERBOARD_HEADERS[0], no_wrap=True)
+    for col in LEADERBOARD_HEADERS[1:]:
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(
-            r["model"],
-            f"{r['accuracy']:.4f}",
-            f"{r['macro_f1']:.4f}",
-            "-" if r.get("val_macro_f1") is None else f"{r['val_macro_f1']:.4f}",
-            f"{r['train_s']:.1f}",
-            f"{r['predictions_per_s']:,.0f}",
-            "-" if r.get("size_bytes") is None else human_bytes(r["size_bytes"]),
-        )
+        table.add_row(*leaderboard_cells(r))
     return table
+
+
+LEADERBOARD_HEADERS = ("model", "accuracy", "macro-F1", "val macro-F1", "train s", "pred/s", "size")
+
+
+def leaderboard_cells(r: dict) -> list[str]:
+    """One leaderboard row as display strings, in :data:`LEADERBOARD_HEADERS` order."""
+    return [
+        r["model"],
+        f"{r['accuracy']:.4f}",
+        f"{r['macro_f1']:.4f}",
+        "-" if r.get("val_macro_f1") is None else f"{r['val_macro_f1']:.4f}",
+        f"{r['train_s']:.1f}",
+        f"{r['predictions_per_s']:,.0f}",
+        "-" if r.get("size_bytes") is None else human_bytes(r["size_bytes"]),
+    ]
 
 
 def human_bytes(n: int) -> str:
