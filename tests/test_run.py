@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,9 @@ def run_cli(recipe: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=600,
+        # one thread, as everywhere in the tests: on a loaded 2-core machine torch's second
+        # OpenMP thread spin-waits for the first and a 2-second run takes minutes
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
 
 

@@ -1,0 +1,96 @@
+"""What one app serves: the model (loaded and warmed in the background), its batcher, metrics,
+prediction log and readiness."""
+
+import asyncio
+import logging
+from pathlib import Path
+
+from fastapi import HTTPException
+
+from lmforge.predictor import Predictor
+from lmforge.serve.batcher import MicroBatcher
+from lmforge.serve.generation import CAUSAL_LM, CLASSIFIER, CausalLM, folder_kind
+from lmforge.serve.metrics import ServeMetrics, training_label_distribution
+from lmforge.serve.settings import ServeSettings
+from lmforge.serve.store import PredictionLog
+
+log = logging.getLogger("lmforge.serve")
+
+
+class ServeState:
+    """The served model and everything around it, for one app."""
+
+    def __init__(self, model, settings: ServeSettings):
+        self.settings = settings
+        if isinstance(model, str | Path):
+            self.source, self.model = Path(model), None
+            self.kind = folder_kind(self.source)
+        else:
+            self.source, self.model = None, model
+            self.kind = CAUSAL_LM if isinstance(model, CausalLM) else CLASSIFIER
+        self.metrics = ServeMetrics(drift_window=settings.drift_window)
+        self.batcher: MicroBatcher | None = None
+        self.prediction_log: PredictionLog | None = None
+        self.generate_lock = asyncio.Semaphore(1)
+        self.ready = False
+        self.load_error: str | None = None
+        self.warmup_seconds = 0.0
+        self.training_distribution: dict[str, float] = {}
+        self.training_source = ""
+        self.info: dict = {}
+
+    # -- startup -----------------------------------------------------------------------------
+    def _load_and_warm(self) -> None:
+        if self.model is None:
+            if self.kind == CLASSIFIER:
+                self.model = Predictor.load(
+                    self.source,
+                    backend=self.settings.backend,
+                    batch_size=self.settings.model_batch or self.settings.max_batch,
+                    max_chars=self.settings.max_chars,
+                    **self.settings.backend_options,
+                )
+            else:
+                self.model = CausalLM.load(self.source)
+        self.warmup_seconds = self.model.warmup()
+
+    async def load(self) -> None:
+        try:
+            await asyncio.to_thread(self._load_and_warm)
+            if self.kind == CLASSIFIER:
+                labels = self.model.labels
+                self.training_distribution, self.training_source = training_label_distribution(
+                    self.model.meta, labels
+                )
+                self.metrics.set_training_distribution(self.training_distribution)
+                self.batcher = MicroBatcher(
+                    self.model.predict,
+                    self.settings.max_batch,
+                    self.settings.max_wait_ms,
+                    on_batch=self.metrics.observe_batch,
+                )
+                await self.batcher.start()
+            self.info = self._describe()
+            self.metrics.model_loaded(
+                self.info, self.model.load_seconds, self.warmup_seconds, self.kind
+            )
+            self.ready = True
+            log.info("model %s ready (%s)", self.model.name, self.kind)
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("loading the model failed")
+
+    def _describe(self) -> dict:
+        info = self.model.info()
+        return {k: v for k, v in info.items() if k != "labels"} | {
+            "labels": list(getattr(self.model, "labels", []))
+        }
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            detail = (
+                f"model failed to load: {self.load_error}"
+                if self.load_error
+                else "model is loading"
+            )
+            raise HTTPException(503, detail, headers={"Retry-After": "1"})

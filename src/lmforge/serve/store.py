@@ -1,0 +1,176 @@
+"""The prediction log: every served answer as a row in a SQL table, for monitoring and relabelling.
+
+``PredictionLog(url)`` takes a SQLAlchemy URL (``postgresql://...``, ``sqlite:///x.db``) or a
+plain path (a SQLite file). Rows go through a bounded in-memory queue to one background
+thread that inserts them in batches, so a response never waits for the database: when the
+queue is full, or the database fails, rows are dropped and counted (``dropped``; the app
+exports it as ``lmforge_prediction_log_rows_total{outcome="dropped"}``), never raised.
+
+Table ``lmforge_predictions``: id, created_at (UTC), request_id, model, version, text, label,
+score, probabilities (JSON text), truncated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+TABLE = "lmforge_predictions"
+
+
+def database_url(target: str) -> str:
+    """A SQLAlchemy URL as given, or ``sqlite:///<absolute path>`` for a plain path."""
+    if "://" in target:
+        return target
+    path = Path(target).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def predictions_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        TABLE,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("request_id", sa.String(64), index=True),
+        sa.Column("model", sa.String(200)),
+        sa.Column("version", sa.String(100)),
+        sa.Column("text", sa.Text),
+        sa.Column("label", sa.String(200), index=True),
+        sa.Column("score", sa.Float),
+        sa.Column("probabilities", sa.Text),
+        sa.Column("truncated", sa.Boolean),
+    )
+
+
+class PredictionLog:
+    """Write prediction rows off the request path; drop and count rather than block or fail."""
+
+    def __init__(
+        self,
+        url: str,
+        max_queue: int = 10_000,
+        batch_rows: int = 500,
+        on_outcome: Callable[[str, int], None] | None = None,
+    ):
+        self.url = database_url(url)
+        self.batch_rows = batch_rows
+        self.on_outcome = on_outcome
+        self.written = 0
+        self.dropped = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._engine: sa.Engine | None = None
+        self._table = predictions_table(sa.MetaData())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect and create the table if needed (failures are logged; rows then drop)."""
+        try:
+            self._engine = sa.create_engine(self.url)
+            self._table.metadata.create_all(self._engine)
+        except Exception as exc:
+            log.warning("prediction log %s unavailable, rows will be dropped: %s", self.url, exc)
+            self._engine = None
+        self._thread = threading.Thread(target=self._loop, name="lmforge-prediction-log")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued (up to ``timeout`` seconds), then stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # -- the request side: never blocks ------------------------------------------------------
+    def add(self, rows: list[dict]) -> None:
+        """Queue rows (dicts with the table's columns but ``id``/``created_at``); never raises."""
+        now = datetime.now(timezone.utc)
+        for row in rows:
+            try:
+                self._queue.put_nowait({"created_at": now, **row})
+            except queue.Full:
+                self._count("dropped", 1)
+
+    @staticmethod
+    def rows(request_id: str, model: str, version: str, texts, answers) -> list[dict]:
+        return [
+            {
+                "request_id": request_id,
+                "model": model,
+                "version": version,
+                "text": text,
+                "label": a.label,
+                "score": a.score,
+                "probabilities": json.dumps(a.probabilities, ensure_ascii=False),
+                "truncated": a.truncated,
+            }
+            for text, a in zip(texts, answers, strict=True)
+        ]
+
+    # -- the writer thread -------------------------------------------------------------------
+    def _count(self, outcome: str, n: int) -> None:
+        if outcome == "written":
+            self.written += n
+        else:
+            self.dropped += n
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome, n)
+            except Exception:
+                log.exception("prediction log counter failed")
+
+    def _take(self) -> list[dict]:
+        try:
+            batch = [self._queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.batch_rows:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self, batch: list[dict]) -> None:
+        if self._engine is None:
+            self._count("dropped", len(batch))
+            return
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(self._table), batch)
+        except Exception as exc:
+            log.warning("prediction log: %d rows dropped: %s", len(batch), exc)
+            self._count("dropped", len(batch))
+        else:
+            self._count("written", len(batch))
+
+    def _loop(self) -> None:
+        while not (self._stop.is_set() and self._queue.empty()):
+            batch = self._take()
+            if batch:
+                self._write(batch)
+                for _ in batch:
+                    self._queue.task_done()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued row is written or dropped; True if that happened in time."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._queue.unfinished_tasks

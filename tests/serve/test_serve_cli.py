@@ -1,0 +1,116 @@
+"""``lmforge serve``: one-line errors, the settings reach each worker, and a real run (slow)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from lmforge.cli import app
+from lmforge.serve.app import MODEL_ENV, SETTINGS_ENV, app_from_env
+from lmforge.serve.settings import ServeSettings
+
+runner = CliRunner()
+
+
+def test_user_errors_are_one_line(nb_dir, tmp_path):
+    from lmforge.cli import main
+
+    def run(*args):
+        old = sys.argv
+        sys.argv = ["lmforge", "serve", *map(str, args)]
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                main()
+        finally:
+            sys.argv = old
+        return exit_info.value.code
+
+    assert run(tmp_path / "missing") == 2
+    assert run(tmp_path) == 2  # a folder, but no model in it
+    assert run(nb_dir, "--on-long-text", "cut") == 2
+    assert run(nb_dir, "--max-batch", "0") == 2
+    assert run(nb_dir, "--backend-option", "threads") == 2
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert run(nb_dir, "--port", busy.getsockname()[1]) == 2
+
+
+def test_cli_hands_settings_to_the_workers(nb_dir, monkeypatch):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: seen.update(kw, target=target))
+    monkeypatch.setenv("LMFORGE_API_KEYS", "from-env")
+    for name in (MODEL_ENV, SETTINGS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    args = ["serve", str(nb_dir), "--port", "0", "--workers", "3", "--max-batch", "16"]
+    args += ["--model-batch", "4", "--backend-option", "threads=1", "--backend-option", "x=on"]
+    result = runner.invoke(app, [*args, "--on-long-text", "reject", "--prediction-log", "p.db"])
+    assert result.exit_code == 0, result.output
+    assert seen["target"] == "lmforge.serve.app:app_from_env" and seen["factory"]
+    assert seen["workers"] == 3 and seen["host"] == "127.0.0.1"
+    settings = ServeSettings.model_validate_json(os.environ[SETTINGS_ENV])
+    assert settings.max_batch == 16 and settings.on_long_text == "reject"
+    assert settings.model_batch == 4 and settings.backend_options == {"threads": 1, "x": "on"}
+    assert settings.api_keys == ("from-env",) and settings.prediction_log == "p.db"
+    served = app_from_env()  # what each worker builds
+    assert served.state.serve.settings == settings
+    assert served.state.serve.source == nb_dir.resolve()
+
+
+def test_backend_options_reach_the_predictor(nb_dir, wait_ready):
+    """The native backend takes no options: the load fails, /readyz says why, nothing crashes."""
+    from fastapi.testclient import TestClient
+
+    from lmforge.serve import create_app
+
+    settings = ServeSettings(backend_options={"threads": 1})
+    with TestClient(create_app(nb_dir, settings)) as c:
+        for _ in range(500):
+            r = c.get("/readyz")
+            if "failed" in r.text:
+                break
+            time.sleep(0.02)
+        assert r.status_code == 503
+        assert "backend 'native' takes no options" in r.json()["detail"]
+    ok = ServeSettings(model_batch=4)
+    with TestClient(create_app(nb_dir, ok)) as c:
+        wait_ready(c)
+        assert c.app.state.serve.model.batch_size == 4
+
+
+@pytest.mark.slow
+def test_a_real_server_process_shuts_down_cleanly(nb_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "lmforge.cli", "serve", str(nb_dir), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        r = httpx.post(f"{url}/v1/classify", json={"texts": ["质量很好"]})
+        assert r.status_code == 200 and r.json()["results"][0]["label"] in ("neg", "pos")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    # uvicorn finishes its graceful shutdown, then re-raises the signal it caught
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert "Application shutdown complete" in out

@@ -1,0 +1,46 @@
+"""Schemathesis generates requests from our OpenAPI spec against a live server: no 5xx, and every
+answer matches the spec (status codes, response schemas, content types)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis")
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from lmforge.serve import ServeSettings, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served_schema(nb_dir):
+    import uvicorn
+
+    app = create_app(nb_dir, ServeSettings(max_texts=16, max_chars=200, api_keys=("key",)))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not app.state.serve.ready:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    schema = schemathesis.openapi.from_url(f"http://127.0.0.1:{port}/openapi.json")
+    yield schema
+    server.should_exit = True
+    thread.join(30)
+    sock.close()
+
+
+schema = schemathesis.pytest.from_fixture("served_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_spec(case):
+    case.call_and_validate(headers={"X-API-Key": "key"})

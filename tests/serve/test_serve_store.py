@@ -1,0 +1,55 @@
+"""The prediction log: rows land in SQLite; a broken or full store never fails a response."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from lmforge.serve import ServeSettings, create_app
+from lmforge.serve.store import TABLE, PredictionLog
+
+
+def test_predictions_are_logged(nb_dir, tmp_path, wait_ready):
+    db = tmp_path / "logs" / "predictions.sqlite"
+    app = create_app(nb_dir, ServeSettings(prediction_log=str(db)))
+    with TestClient(app) as c:
+        wait_ready(c)
+        r = c.post("/v1/classify", json={"texts": ["质量很好，物流也快", "太差了"]})
+        request_id = r.headers["x-request-id"]
+        assert app.state.serve.prediction_log.flush(10)
+        metrics = c.get("/metrics").text
+    assert 'lmforge_prediction_log_rows_total{outcome="written"} 2.0' in metrics
+    with sa.create_engine(f"sqlite:///{db}").connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT * FROM {TABLE} ORDER BY id")).mappings().all()
+    assert [row["text"] for row in rows] == ["质量很好，物流也快", "太差了"]
+    assert [row["label"] for row in rows] == [x["label"] for x in r.json()["results"]]
+    assert {row["request_id"] for row in rows} == {request_id}
+    assert json.loads(rows[0]["probabilities"]) == r.json()["results"][0]["probabilities"]
+    assert rows[0]["model"] == "nb" and rows[0]["created_at"] is not None
+
+
+def test_a_broken_store_drops_and_counts_but_answers(nb_dir, tmp_path, wait_ready):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    url = f"sqlite:///{blocker}/predictions.sqlite"  # cannot be created
+    app = create_app(nb_dir, ServeSettings(prediction_log=url))
+    with TestClient(app) as c:
+        wait_ready(c)
+        for _ in range(3):
+            assert c.post("/v1/classify", json={"texts": ["好", "差"]}).status_code == 200
+        assert app.state.serve.prediction_log.flush(10)
+        metrics = c.get("/metrics").text
+    assert 'lmforge_prediction_log_rows_total{outcome="dropped"} 6.0' in metrics
+
+
+def test_a_full_queue_drops_instead_of_blocking(tmp_path):
+    store = PredictionLog(str(tmp_path / "x.sqlite"), max_queue=3)  # writer not started
+    rows = [{"text": str(i), "label": "pos"} for i in range(5)]
+    store.add(rows)
+    assert store.dropped == 2
+    store.start()
+    assert store.flush(10)
+    store.close()
+    assert (store.written, store.dropped) == (3, 2)
