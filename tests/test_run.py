@@ -38,6 +38,7 @@ classify:
   data: {labelled}
   models: [nb]
   transformer_params: {{epochs: 1, max_len: 64, batch_size: 16, threads: 1}}
+compress: {{student: "textcnn:epochs=1", latency_n: 10}}
 """,
         encoding="utf-8",
     )
@@ -86,7 +87,12 @@ def test_run_builds_every_stage_then_skips_unchanged_ones(
     assert all(0.3 < r["macro_f1"] <= 1 for r in board["rows"])
     assert "<h2>Classification</h2>" in page and "transformer (pretrained)" in page
 
+    # compress: the fine-tuned encoder distilled into a TextCNN, exported as int8 ONNX, benched
+    bench = json.loads((run_dir / "compress" / "bench.json").read_text(encoding="utf-8"))
+    assert len(bench["rows"]) == 4 and bench["headline"]["x_smaller"] > 1
+    assert "Compression" in page
+
     second = run_cli(small_recipe)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert second.stdout.count("unchanged, skipped") == 3
+    assert second.stdout.count("unchanged, skipped") == 4
     assert second.stdout.count("done earlier") == 2

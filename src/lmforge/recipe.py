@@ -13,7 +13,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
-from lmforge.stages import ClassifyStage, PackStage, PretrainStage, TokenizerStage
+from lmforge.stages import (
+    ClassifyStage,
+    CompressStage,
+    PackStage,
+    PretrainStage,
+    TokenizerStage,
+)
 
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
 
@@ -27,6 +33,7 @@ class Recipe(BaseModel, extra="forbid"):
     pack: PackStage | None = None
     pretrain: PretrainStage | None = None
     classify: ClassifyStage | None = None
+    compress: CompressStage | None = None
 
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name

@@ -93,7 +93,9 @@ def run_recipe(
         if recipe.pretrain.objective == "mlm":
             pretrained = run_dir / "pretrain"
     if recipe.classify is not None:
-        _classify_stage(recipe, run_dir, upstream, pretrained, console, results)
+        upstream = _classify_stage(recipe, run_dir, upstream, pretrained, console, results)
+        if recipe.compress is not None:
+            _compress_stage(recipe, run_dir, upstream, console, results)
     write_run_report(run_dir, results)
     return results
 
@@ -222,6 +224,42 @@ def _classify_stage(
     results["classify"] = run_classify(
         recipe.classify, recipe.seed, run_dir, pretrained, digest, console
     )
+    return digest
+
+
+def _compress_stage(
+    recipe: Recipe, run_dir: Path, upstream: str, console: Console, results: dict
+) -> str:
+    from lmforge.classify.stage import PRETRAINED_NAME, folder_name
+    from lmforge.compress.chain import compress_for_run
+    from lmforge.errors import LmforgeError
+
+    config = recipe.compress
+    folder = run_dir / "compress"
+    teacher = run_dir / "classify" / folder_name(PRETRAINED_NAME)
+    if not (teacher / "lmforge_model.json").is_file():
+        raise LmforgeError(
+            "compress needs the fine-tuned transformer of the classify stage "
+            "(classify.transformer: true)"
+        )
+    digest = fingerprint(config.model_dump() | {"seed": recipe.seed}, upstream)
+    console.rule(f"[bold]compress ({config.student} → int8 ONNX)")
+    if not _skip(folder, digest, "compress", console):
+        shutil.rmtree(folder, ignore_errors=True)
+        mark_stage(folder, digest, "started")
+        compress_for_run(
+            teacher,
+            run_dir / "corpus",
+            folder,
+            data=recipe.classify.data,
+            student=config.student,
+            seed=recipe.seed,
+            threads=config.threads,
+            latency_n=config.latency_n,
+            console=console,
+        )
+        mark_stage(folder, digest, "done")
+    results["compress"] = json.loads((folder / "bench.json").read_text(encoding="utf-8"))
     return digest
 
 

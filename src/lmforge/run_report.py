@@ -150,4 +150,9 @@ def render_run_report(run_dir: Path, results: dict[str, Any]) -> str:
         sections += _pretrain_section(run_dir, results["pretrain"])
     if "classify" in results:
         sections += _classify_section(run_dir, results["classify"])
+    if "compress" in results:
+        from lmforge.compress.report import html_section
+
+        doc = results["compress"]
+        sections.append(html_section(doc["rows"], doc.get("headline")))
     return html_page(f"lmforge run {run_dir.name}", sections)

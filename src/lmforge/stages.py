@@ -82,3 +82,15 @@ class ClassifyStage(BaseModel, extra="forbid"):
         default_factory=dict, description="parameters of the `transformer` model (epochs, lr...)"
     )
     allow_leakage: bool = False
+
+
+class CompressStage(BaseModel, extra="forbid"):
+    """Distill the fine-tuned encoder into a small student, export it as int8 ONNX, and bench
+    both side by side (the teacher also through a ``transformers`` pipeline)."""
+
+    student: str = Field(
+        "textcnn",
+        description="textcnn, bilstm or tiny2 (2-layer transformer), `:key=value` options",
+    )
+    threads: int = Field(1, ge=1, description="threads per benchmarked model")
+    latency_n: int = Field(200, ge=10, description="texts timed one at a time for p50/p99")

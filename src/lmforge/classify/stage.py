@@ -69,7 +69,12 @@ def with_holdout(corpus: CorpusConfig, eval_file: Path) -> CorpusConfig:
     return corpus.model_copy(update={"steps": steps})
 
 
-def _folder_name(name: str) -> str:
+PRETRAINED_NAME = "transformer (pretrained)"
+RANDOM_INIT_NAME = "transformer (random init)"
+
+
+def folder_name(name: str) -> str:
+    """The model folder under ``runs/<name>/classify/`` for a leaderboard name."""
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", name).strip("_")
 
 
@@ -88,9 +93,7 @@ def model_entries(config: ClassifyStage, pretrain_dir: Path | None) -> list[tupl
                 "set classify.transformer: false to train the baselines only"
             )
         params = dict(config.transformer_params)
-        entries.append(
-            ("transformer (pretrained)", "transformer", {**params, "init": str(pretrain_dir)})
-        )
+        entries.append((PRETRAINED_NAME, "transformer", {**params, "init": str(pretrain_dir)}))
         if config.random_init:
             scratch = {
                 **params,
@@ -98,7 +101,7 @@ def model_entries(config: ClassifyStage, pretrain_dir: Path | None) -> list[tupl
                 "tokenizer": str(pretrain_dir),
                 "config_from": str(pretrain_dir),
             }
-            entries.append(("transformer (random init)", "transformer", scratch))
+            entries.append((RANDOM_INIT_NAME, "transformer", scratch))
     return entries
 
 
@@ -127,7 +130,7 @@ def run_classify(
     console.print(f"leakage guard: {leak.summary()}")
     rows = []
     for name, model_type, params in model_entries(config, pretrain_dir):
-        folder = out / _folder_name(name)
+        folder = out / folder_name(name)
         saved = folder / ROW_FILE
         if saved.is_file():
             done = json.loads(saved.read_text(encoding="utf-8"))
