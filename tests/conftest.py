@@ -24,6 +24,32 @@ def news_sample() -> list[str]:
     return [text for _, text in itertools.islice(peoples_daily_lines(), 300) if text.strip()]
 
 
+@pytest.fixture(scope="session")
+def tiny_clm_dir(tmp_path_factory, news_sample) -> Path:
+    """A random-init Llama with a byte-level BPE tokenizer, saved as a plain HF folder
+    (what `lmforge pretrain --objective clm` writes)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from lmforge.tokenizer.train import train_tokenizer
+
+    out = tmp_path_factory.mktemp("clm")
+    train_tokenizer(news_sample, "bpe", 400, out)
+    tok = AutoTokenizer.from_pretrained(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=128,
+        eos_token_id=tok.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out
+
+
 def _write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"

@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from typer.testing import CliRunner
 
 from lmforge.cli import app
 from lmforge.generate import generate_ids, load_causal_lm, next_token_distribution, stream_text
-from lmforge.tokenizer.train import train_tokenizer
 
 
 @pytest.fixture(scope="module")
-def lm_dir(tmp_path_factory, news_sample):
-    """A random-init Llama with a byte-level BPE tokenizer, saved as a plain HF folder."""
-    out = tmp_path_factory.mktemp("lm")
-    train_tokenizer(news_sample, "bpe", 400, out)
-    tok = AutoTokenizer.from_pretrained(out)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=128,
-        eos_token_id=tok.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
+def lm_dir(tiny_clm_dir):
+    return tiny_clm_dir
 
 
 def _run(lm_dir, n=12, **kw):

@@ -5,33 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from lmforge.generate import load_causal_lm, stream_text
 from lmforge.serve import ServeSettings, create_app
-from lmforge.tokenizer.train import train_tokenizer
 
 
 @pytest.fixture(scope="module")
-def clm_dir(tmp_path_factory, news_sample):
-    """A random-init Llama with a byte-level BPE tokenizer, as `lmforge pretrain --objective clm`."""
-    out = tmp_path_factory.mktemp("clm-served")
-    train_tokenizer(news_sample, "bpe", 400, out)
-    tok = AutoTokenizer.from_pretrained(out)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=128,
-        eos_token_id=tok.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
+def clm_dir(tiny_clm_dir):
+    return tiny_clm_dir
 
 
 def _events(raw: str) -> list[tuple[str, dict]]:
