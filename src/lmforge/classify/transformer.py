@@ -39,23 +39,12 @@ import numpy as np
 from lmforge.classify.estimator import TextClassifier, register_model
 from lmforge.classify.neural import EarlyStopping
 from lmforge.errors import LmforgeError
+from lmforge.tokenizer.folder import ALL_TOKENIZER_FILES
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # what save_pretrained of a model + tokenizer may write
-SAVED_FILES = {
-    WEIGHTS_FILE,
-    CONFIG_FILE,
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "chat_template.jinja",
-}
+SAVED_FILES = {WEIGHTS_FILE, CONFIG_FILE, "generation_config.json", *ALL_TOKENIZER_FILES}
 
 
 def _torch():

@@ -26,17 +26,7 @@ from lmforge.classify.estimator import (
 )
 from lmforge.compress.inputs import input_spec
 from lmforge.errors import LmforgeError
-
-# tokenizer files a transformer folder may hold at its root
-ROOT_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-)
+from lmforge.tokenizer.folder import ALL_TOKENIZER_FILES
 
 
 def has_tokenizer(directory: Path) -> bool:
@@ -69,10 +59,10 @@ def prepare_source(model_dir: str | Path, out_dir: Path, tokenizer: str | Path |
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
     for name in [*meta.get("files", []), MODEL_JSON]:
-        if (src / name).is_file() and name not in ROOT_TOKENIZER_FILES:
+        if (src / name).is_file() and name not in ALL_TOKENIZER_FILES:
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / name, dst / name)
-    for name in ROOT_TOKENIZER_FILES:
+    for name in ALL_TOKENIZER_FILES:
         if (tok / name).is_file():
             shutil.copy2(tok / name, dst / name)
     meta["files"] = sorted(
@@ -83,7 +73,7 @@ def prepare_source(model_dir: str | Path, out_dir: Path, tokenizer: str | Path |
 
 
 def _root_tokenizer(directory: Path) -> list[str]:
-    return [n for n in ROOT_TOKENIZER_FILES if (directory / n).is_file()]
+    return [n for n in ALL_TOKENIZER_FILES if (directory / n).is_file()]
 
 
 def load_torch_classifier(model_dir: str | Path):

@@ -32,6 +32,7 @@ _WEIGHT_SUFFIXES = {
     ".msgpack",
     ".gguf",
 }
+# any one of these makes a folder a tokenizer folder
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -39,6 +40,14 @@ TOKENIZER_FILES = (
     "vocab.json",
     "tokenizer.model",
     "spiece.model",
+)
+# everything a tokenizer's save_pretrained may write next to them
+ALL_TOKENIZER_FILES = (
+    *TOKENIZER_FILES,
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "merges.txt",
+    "chat_template.jinja",
 )
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
