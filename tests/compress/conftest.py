@@ -85,3 +85,13 @@ def textcnn_dir(sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("textcnn") / "textcnn"
     train_and_evaluate(make_model("textcnn", **NEURAL), sample, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def bilstm_dir(sample, tmp_path_factory):
+    from lmforge.classify.estimator import make_model
+    from lmforge.classify.evaluate import train_and_evaluate
+
+    out = tmp_path_factory.mktemp("bilstm") / "bilstm"
+    train_and_evaluate(make_model("bilstm", **NEURAL), sample, out)
+    return out

@@ -11,7 +11,7 @@ from lmforge.predictor import Predictor
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("model", ["transformer_dir", "textcnn_dir"])
+@pytest.mark.parametrize("model", ["transformer_dir", "textcnn_dir", "bilstm_dir"])
 def test_export_matches_pytorch_and_records_parity(model, fmt, sample, tmp_path, request):
     source = request.getfixturevalue(model)
     check = export(source, tmp_path / fmt, fmt, sample.test_texts)

@@ -61,3 +61,11 @@ def test_calibration_reader_walks_batches_sorted_by_length(transformer_dir):
 def test_unknown_method_is_one_line(transformer_dir, tmp_path):
     with pytest.raises(LmforgeError, match="unknown quantization"):
         quantize(transformer_dir, tmp_path, "int4", [])
+
+
+@pytest.mark.parametrize("model", ["textcnn_dir", "bilstm_dir"])
+def test_int8_onnx_of_the_small_students_keeps_their_labels(model, sample, tmp_path, request):
+    source = request.getfixturevalue(model)
+    check = quantize(source, tmp_path / "q", "onnx-int8", sample.test_texts, None)
+    assert check["label_agreement"] >= 0.95
+    assert abs(_accuracy(tmp_path / "q", sample) - _accuracy(source, sample)) <= 0.03
