@@ -89,6 +89,8 @@ def start_server(kind: str, args, port: int) -> subprocess.Popen:
         cmd += ["--timeout", str(args.timeout), "--log-level", "warning"]
         if args.model_batch:
             cmd += ["--model-batch", str(args.model_batch)]
+        if args.workers > 1:
+            cmd += ["--workers", str(args.workers)]
         for option in args.backend_option or []:
             cmd += ["--backend-option", option]
     else:
@@ -232,6 +234,7 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--max-wait-ms", type=float, default=2.0)
     ap.add_argument("--model-batch", type=int, help="lmforge serve --model-batch")
+    ap.add_argument("--workers", type=int, default=1, help="lmforge serve --workers")
     ap.add_argument("--backend-option", action="append", help="lmforge serve --backend-option")
     ap.add_argument("--timeout", type=float, default=120.0, help="per request (client and server)")
     ap.add_argument("--only", choices=["lmforge", "naive"], help="measure one server")
