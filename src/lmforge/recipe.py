@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
@@ -34,6 +34,12 @@ class Recipe(BaseModel, extra="forbid"):
     pretrain: PretrainStage | None = None
     classify: ClassifyStage | None = None
     compress: CompressStage | None = None
+
+    @model_validator(mode="after")
+    def _compress_needs_classify(self) -> Recipe:
+        if self.compress is not None and (self.classify is None or not self.classify.transformer):
+            raise ValueError("compress needs a classify section with transformer: true")
+        return self
 
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name

@@ -1,6 +1,6 @@
 """``lmforge run``: every stage of a recipe in order, each skipped when its inputs and config are unchanged.
 
-Stages: corpus → tokenizer → tokens (pack) → pretrain → classify. Each writes its own folder
+Stages: corpus → tokenizer → tokens (pack) → pretrain → classify → compress. Each writes its own folder
 under ``runs/<name>/``. A stage's *fingerprint* is the hash of its own config and
 of the fingerprint of the stage it reads; it is stored in ``<folder>/lmforge_stage.json``
 when the stage finishes. A stage whose stored fingerprint matches is skipped; a
