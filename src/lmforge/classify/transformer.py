@@ -61,7 +61,8 @@ def _autocast(dtype: str):
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
+    """transformers' logging at error level inside the block (its expected-warning reports)."""
     from transformers.utils import logging
 
     level = logging.get_verbosity()
@@ -160,7 +161,7 @@ class TransformerClassifier(TextClassifier):
             if not (path / CONFIG_FILE).is_file():
                 raise LmforgeError(f"init={path}: not a model folder (no {CONFIG_FILE})")
             kwargs = {**labels, **self._dropout_kwargs()}
-            with _quiet_transformers():  # its report lists the (expected) new classifier
+            with quiet_transformers():  # its report lists the (expected) new classifier
                 try:
                     return AutoModelForSequenceClassification.from_pretrained(
                         path, attn_implementation="sdpa", **kwargs

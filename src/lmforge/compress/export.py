@@ -35,16 +35,11 @@ EXAMPLE_TEXTS = ["质量很好，物流也快，下次还来买", "差", "a long
 @contextlib.contextmanager
 def quiet_tracing():
     """Tracer / exporter warnings are expected here (the module docstring says why)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from transformers.utils import logging
+    from lmforge.classify.transformer import quiet_transformers
 
-        level = logging.get_verbosity()
-        logging.set_verbosity_error()
-        try:
-            yield
-        finally:
-            logging.set_verbosity(level)
+    with warnings.catch_warnings(), quiet_transformers():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def example_feeds(encode, texts=EXAMPLE_TEXTS) -> dict[str, np.ndarray]:
