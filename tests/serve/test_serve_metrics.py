@@ -94,3 +94,21 @@ def test_js_distance_and_training_distribution():
     explicit = {"label_distribution": {"a": 1, "b": 1}, **meta}
     assert training_label_distribution(explicit, ["a", "b"])[1] == "label_distribution"
     assert training_label_distribution({}, ["a", "b"])[0] == {"a": 0.5, "b": 0.5}
+
+
+def test_label_drift_window_counts_follow_the_last_n():
+    import random
+    from collections import Counter
+
+    from lmforge.serve.metrics import LabelDrift
+
+    drift = LabelDrift(["neg", "pos"], {"neg": 0.5, "pos": 0.5}, window=7)
+    served, rng = [], random.Random(0)
+    for _ in range(40):  # batches of 0..4 labels, crossing the window many times
+        batch = [rng.choice(["neg", "pos", "pos"]) for _ in range(rng.randrange(5))]
+        drift.add(batch)
+        served += batch
+        last = Counter(served[-7:])
+        n = sum(last.values())
+        assert drift.shares("recent") == {k: (last[k] / n if n else 0.0) for k in ("neg", "pos")}
+    assert drift.shares("all")["pos"] == pytest.approx(served.count("pos") / len(served))

@@ -127,7 +127,11 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port"),
         workers: int = typer.Option(1, "--workers", help="processes, each with its own model"),
         max_batch: int = typer.Option(64, "--max-batch", help="texts per model call"),
-        max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", help="wait for a batch to fill"),
+        max_wait_ms: float = typer.Option(
+            0.0,
+            "--max-wait-ms",
+            help="wait for a batch to fill (0: run once the model is free; busy-time arrivals batch)",
+        ),
         model_batch: int = typer.Option(
             None, "--model-batch", help="texts per backend call within a batch (default: max-batch)"
         ),

@@ -9,7 +9,9 @@ own slice, in its own order.
 
 While the model runs, new requests queue up; the next batch takes them at once (their wait
 already passed ``max_wait_ms``), so under load batches fill by themselves and at low load a
-lone request waits at most ``max_wait_ms``. A request never splits: one larger than
+lone request waits at most ``max_wait_ms``. The default, 0, never waits: a request that finds
+the model free runs at once (a fixed wait only added latency in the serving benchmark: 2 ms
+cost a third of the throughput at one client and bought nothing at 128). A request never splits: one larger than
 ``max_batch`` runs alone. A request whose caller gave up (timeout, disconnect) is skipped, and
 :meth:`stop` finishes every request already queued before it returns.
 """
@@ -56,7 +58,7 @@ class MicroBatcher:
         self,
         predict: Callable[[list[str]], Sequence[Any]],
         max_batch: int = 64,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 0.0,
         on_batch: Callable[[BatchStats], None] | None = None,
     ):
         if max_batch < 1:

@@ -72,21 +72,31 @@ def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
 
 
 class LabelDrift:
-    """Served label counts since start and over the last ``window`` predictions."""
+    """Served label counts since start and over the last ``window`` predictions.
+
+    Both counts are kept up to date one prediction at a time (the label leaving the window is
+    subtracted), so adding is O(1) and reading is O(labels): counting the window afresh on
+    every request cost a third of a request's CPU in the serving benchmark.
+    """
 
     def __init__(self, labels: Sequence[str], training: dict[str, float], window: int = 1000):
         self.labels = list(labels)
         self.training = [training[label] for label in self.labels]
         self.total: Counter[str] = Counter()
         self.recent: deque[str] = deque(maxlen=window)
+        self.recent_counts: Counter[str] = Counter()
 
     def add(self, labels: Iterable[str]) -> None:
+        recent, counts = self.recent, self.recent_counts
         for label in labels:
             self.total[label] += 1
-            self.recent.append(label)
+            if len(recent) == recent.maxlen:
+                counts[recent[0]] -= 1
+            recent.append(label)
+            counts[label] += 1
 
     def shares(self, window: str) -> dict[str, float]:
-        counts = self.total if window == "all" else Counter(self.recent)
+        counts = self.total if window == "all" else self.recent_counts
         n = sum(counts[label] for label in self.labels)
         return {label: (counts[label] / n if n else 0.0) for label in self.labels}
 
@@ -207,13 +217,18 @@ class ServeMetrics:
             self.predictions.labels(label=label).inc()
         if truncated:
             self.truncated.inc(truncated)
-        if self._drift is None:
+        if self._drift is not None:
+            self._drift.add(labels)
+
+    def _update_drift(self) -> None:
+        """Set the drift and share gauges from the counts (at scrape time, not per request)."""
+        if self._drift is None or not self._drift.total:
             return
-        self._drift.add(labels)
         for window in ("all", "recent"):
             self.drift.labels(window=window).set(self._drift.distance(window))
             for label, share in self._drift.shares(window).items():
                 self.label_share.labels(label=label, window=window).set(share)
 
     def render(self) -> bytes:
+        self._update_drift()
         return prom.generate_latest(self.registry)

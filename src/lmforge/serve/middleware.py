@@ -3,8 +3,9 @@ count / latency / in-flight metrics (by route template, method and status)."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
@@ -23,13 +24,16 @@ class ServeMiddleware:
         self.app = app
         self.metrics = metrics
         self.limit = max_body_bytes
+        # request ids: a random per-process prefix and a counter (unique per server, and a
+        # tenth of the cost of a uuid4 per request)
+        self._ids = map(f"{os.urandom(6).hex()}-{{:x}}".format, itertools.count(1))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = next(self._ids)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = False

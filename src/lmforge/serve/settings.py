@@ -26,7 +26,12 @@ class ServeSettings(BaseModel):
     request_timeout_s: float = Field(30.0, gt=0, description="per request, queue wait included")
     # -- micro-batching ----------------------------------------------------------------------
     max_batch: int = Field(64, ge=1, description="texts per model call")
-    max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits to fill")
+    max_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        description="how long a batch waits to fill; 0: run as soon as the model is free "
+        "(batches still form from the requests that arrive while it is busy)",
+    )
     model_batch: int | None = Field(
         None,
         ge=1,
