@@ -272,6 +272,7 @@ def main() -> None:
             "max_batch": args.max_batch,
             "max_wait_ms": args.max_wait_ms,
             "model_batch": args.model_batch,
+            "workers": args.workers,
             "backend_options": args.backend_option or [],
         },
     }

@@ -132,3 +132,15 @@ def test_bad_init_folder_is_a_one_line_error(tmp_path, small):
     train_x, train_y, _, _ = small
     with pytest.raises(LmforgeError):
         make_model("transformer", init=str(tmp_path / "missing")).fit(train_x[:8], train_y[:8])
+
+
+def test_inference_uses_bf16_only_for_batches_where_it_pays():
+    from lmforge.classify.transformer import BF16_MIN_ROWS
+
+    model = make_model("transformer", init="none")
+    model.dtype_ = "bf16"  # what training chose on a CPU where bf16 is fast
+    assert model._inference_dtype(1) == "fp32"
+    assert model._inference_dtype(BF16_MIN_ROWS - 1) == "fp32"
+    assert model._inference_dtype(BF16_MIN_ROWS) == "bf16"
+    model.dtype_ = "fp32"
+    assert model._inference_dtype(64) == "fp32"

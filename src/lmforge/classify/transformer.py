@@ -41,6 +41,8 @@ from lmforge.classify.neural import EarlyStopping
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.folder import ALL_TOKENIZER_FILES
 
+#: smallest inference batch run under bf16 autocast (see TransformerClassifier._inference_dtype)
+BF16_MIN_ROWS = 8
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # what save_pretrained of a model + tokenizer may write
@@ -335,11 +337,23 @@ class TransformerClassifier(TextClassifier):
         order = np.argsort([len(e) for e in encoded], kind="stable")
         out = np.zeros((len(encoded), len(self.classes_)), dtype=np.float64)
         self.model_.eval()
-        with torch.inference_mode(), _autocast(getattr(self, "dtype_", "fp32")):
+        with torch.inference_mode():
             for idx, ids, mask in self._batches(encoded, order):
-                logits = self.model_(input_ids=ids, attention_mask=mask).logits
+                with _autocast(self._inference_dtype(len(idx))):
+                    logits = self.model_(input_ids=ids, attention_mask=mask).logits
                 out[idx] = torch.softmax(logits.float(), dim=1).numpy()
         return out
+
+    def _inference_dtype(self, rows: int) -> str:
+        """bf16 for a batch of ``BF16_MIN_ROWS``+ texts when training chose it, else fp32.
+
+        Training's choice is measured on training-size batches; at inference a small batch is
+        slower under bf16 autocast (the casts cost more than the matmuls save). Measured on
+        the 2-core CPU, 4 × 256 encoder, ms per text bf16 / fp32: 18.6 / 9.1 at 1 text,
+        9.7 / 6.9 at 4, 5.4 / 7.0 at 8, 4.0 / 9.1 at 32.
+        """
+        trained = getattr(self, "dtype_", "fp32")
+        return "bf16" if trained == "bf16" and rows >= BF16_MIN_ROWS else "fp32"
 
     # -- persistence -------------------------------------------------------------------------
     def _extra_meta(self) -> dict:
