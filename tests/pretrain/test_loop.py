@@ -104,6 +104,12 @@ def test_resume_reproduces_the_uninterrupted_loss_curve(mlm_tokens, tmp_path):
     wa = AutoModelForMaskedLM.from_pretrained(tmp_path / "a").state_dict()
     wb = AutoModelForMaskedLM.from_pretrained(tmp_path / "b").state_dict()
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    # resuming a finished run trains no extra step: same step count, same weights
+    again = pretrain(mlm_tokens, tmp_path / "b", "mlm", resume=True, **args)
+    assert again["steps"] == 6 and again["final_val_loss"] is not None
+    assert [r["step"] for r in read_log(tmp_path / "b")] == list(range(1, 7))
+    wc = AutoModelForMaskedLM.from_pretrained(tmp_path / "b").state_dict()
+    assert all(torch.equal(wb[k], wc[k]) for k in wb)
 
 
 def test_ddp_two_processes(mlm_tokens, tmp_path):

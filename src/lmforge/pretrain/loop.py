@@ -236,7 +236,15 @@ def pretrain(
 
     batches, metrics = epoch_slice(epoch), {}
     start, window_tokens, window_time = time.perf_counter() - elapsed, 0.0, 0.0
-    while True:
+    # a run resumed from a checkpoint that already spent its budget trains no further step
+    spent = (
+        (max_steps is not None and step >= max_steps)
+        or (max_tokens is not None and tokens >= max_tokens)
+        or (max_minutes is not None and elapsed >= 60 * max_minutes)
+    )
+    if spent and val_batches:
+        metrics = evaluate(net, val, val_batches, seed, autocast, device, world, rank)
+    while not spent:
         t0, loss_sum, n_tokens = time.perf_counter(), 0.0, 0
         for micro in range(grad_accum):
             if pos >= len(batches):
