@@ -46,8 +46,23 @@ def _spec(directory: Path, meta: dict) -> dict:
     return spec
 
 
+class _ExportedNetwork:
+    """What both backends share once built: ``encode`` (texts -> feeds), ``run`` (feeds ->
+    logits) and ``labels``."""
+
+    encode: Any
+    run: Any
+    labels: list[str]
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        return self.run(self.encode(texts))
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return softmax(self.logits(texts))
+
+
 @register_backend("onnx")
-class OnnxBackend:
+class OnnxBackend(_ExportedNetwork):
     """ONNX Runtime (CPU provider; CUDA provider when present)."""
 
     def __init__(
@@ -59,15 +74,9 @@ class OnnxBackend:
         self.run = onnx_logits_fn(self.session)
         self.labels = [str(x) for x in meta["label_names"]]
 
-    def logits(self, texts: list[str]) -> np.ndarray:
-        return self.run(self.encode(texts))
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        return softmax(self.logits(texts))
-
 
 @register_backend("torchscript")
-class TorchScriptBackend:
+class TorchScriptBackend(_ExportedNetwork):
     """A traced (optionally dynamic-int8) network saved with ``torch.jit.save``."""
 
     def __init__(self, directory: Path, meta: dict, threads: int = 0, **options: Any):
@@ -82,9 +91,3 @@ class TorchScriptBackend:
         self.encode = make_inputs(directory, _spec(directory, meta))
         self.run = torch_logits_fn(self.module)
         self.labels = [str(x) for x in meta["label_names"]]
-
-    def logits(self, texts: list[str]) -> np.ndarray:
-        return self.run(self.encode(texts))
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        return softmax(self.logits(texts))
