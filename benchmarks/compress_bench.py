@@ -39,9 +39,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lmforge.classify.data import load_classification_data
     from lmforge.compress import bench as bench_mod
-    from lmforge.compress.chain import compress_for_run
     from lmforge.compress.distill import build_transfer_set, distill, teacher_logits
     from lmforge.compress.folder import evaluate_folder
+    from lmforge.run.compress import compress_for_run
 
     console = Console(width=220)
     out = Path(args.out)

@@ -23,18 +23,12 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Stage order; a module that is absent (not yet built) is simply not registered.
+# One module per command group, in the order of a run; each exposes ``register(app)``.
 COMMAND_MODULES = ["run", "corpus", "tokenizer", "pretrain", "classify", "compress"]
 COMMAND_MODULES.append("serve")  # lmforge serve MODEL_DIR
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"lmforge.commands.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"lmforge.commands.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"lmforge.commands.{_name}").register(app)
 
 
 def main() -> None:

@@ -93,12 +93,12 @@ def test_resume_from_partial_state_is_byte_identical(sharded_inputs: Path, tmp_p
     config = make_config(sharded_inputs)
     reference = build_corpus(config, tmp_path / "ref", LocalExecutor(1))
     out = tmp_path / "resumed"
-    # What a crash leaves: two ranks of the first stage done, a half-written temp file.
+    # What a crash leaves: two ranks of the first phase done, a half-written temp file.
     layout = Layout(out)
     shards = plan_shards(config.sources)
     for rank in (0, 3):
         run_rank(RankTask(config_key(config), str(out), 0, rank, shards[rank]))
-    layout.stage_docs(0, 1).with_suffix(".parquet.tmp").write_bytes(b"PAR1 half a file")
+    layout.phase_docs(0, 1).with_suffix(".parquet.tmp").write_bytes(b"PAR1 half a file")
     done_before = layout.marker(0, 0).stat().st_mtime_ns
     resumed = build_corpus(config, out, LocalExecutor(2))
     assert resumed["output_hash"] == reference["output_hash"]
@@ -126,7 +126,7 @@ def test_kill_9_then_rerun_gives_identical_output(sharded_inputs: Path, tmp_path
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if len(list((out / "_work" / "stage0").glob("done-*.json"))) >= 2:
+        if len(list((out / "_work" / "phase0").glob("done-*.json"))) >= 2:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "the build finished before it could be killed"

@@ -34,13 +34,11 @@ FORMAT_VERSION = 1
 #: name -> class, filled by :func:`register_model` when a model module is imported.
 MODELS: dict[str, type[TextClassifier]] = {}
 
-# Modules that register models; imported on first lookup. A module that is not there yet
-# (the transformer fine-tuning is built separately) is skipped.
+# Modules that register models; imported on first lookup.
 MODEL_MODULES = [
     "lmforge.classify.classical",
     "lmforge.classify.neural",
     "lmforge.classify.transformer",
-    "lmforge.classify.finetune",
 ]
 
 
@@ -57,11 +55,7 @@ def register_model(name: str):
 
 def _import_model_modules() -> None:
     for module in MODEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def available_models() -> list[str]:

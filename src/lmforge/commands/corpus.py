@@ -48,7 +48,7 @@ def build(
     from lmforge.corpus.config import CorpusConfig, OutputConfig
     from lmforge.corpus.pipeline import build_corpus
     from lmforge.corpus.report import print_summary
-    from lmforge.recipe import describe_validation_error, load_recipe
+    from lmforge.run.recipe import describe_validation_error, load_recipe
 
     if inputs:
         if recipe is not None:
@@ -61,7 +61,7 @@ def build(
             raise LmforgeError(describe_validation_error(exc, "--input")) from None
         out = out or Path("runs") / "corpus"
     else:
-        from lmforge.run import corpus_config
+        from lmforge.run.stages import corpus_config
 
         loaded = load_recipe(recipe)
         config = corpus_config(loaded, Console())  # with the classification holdout, as `run`

@@ -17,8 +17,8 @@ def run(
     ] = None,
 ) -> None:
     """Run every stage of a recipe; unchanged stages are skipped, interrupted ones resume."""
-    from lmforge.recipe import load_recipe
-    from lmforge.run import run_recipe
+    from lmforge.run.recipe import load_recipe
+    from lmforge.run.stages import run_recipe
 
     loaded = load_recipe(recipe)
     run_recipe(loaded, workers=workers)

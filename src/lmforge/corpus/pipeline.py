@@ -1,16 +1,16 @@
 """The corpus builder: sources → document steps → global steps → output shards, resumable.
 
-Execution model (see DESIGN.md):
+Execution model (see docs/architecture.md and docs/corpus.md):
 
 - A *rank* is one input shard. Ranks are independent and deterministic, so the
   output does not depend on how many workers run them, nor on interruptions.
 - The recipe's step list is cut at every global step (deduplication) into
-  *stages*. Stage k, on every rank, reads its input (the shard for stage 0, else
-  the rank's stage k-1 output minus the rows the global step removed), runs the
+  *phases*. Phase k, on every rank, reads its input (the shard for phase 0, else
+  the rank's phase k-1 output minus the rows the global step removed), runs the
   document steps, and — when a global step follows — writes its documents and their
-  signatures. Between stages the global step resolves once over all signatures.
+  signatures. Between phases the global step resolves once over all signatures.
 - Every file is written under a temporary name, checked, then renamed; a rank's
-  stage is done when its marker (a JSON file holding its stats) exists. A rerun
+  phase is done when its marker (a JSON file holding its stats) exists. A rerun
   skips whatever is marked. Nothing else decides what is done.
 """
 
@@ -31,12 +31,12 @@ from lmforge.corpus.executors.base import Executor
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.plan import (
     Layout,
-    Stage,
+    Phase,
     build_step_cached,
     config_from_key,
     config_hash,
     config_key,
-    plan_stages,
+    plan_phases,
     step_key,
 )
 from lmforge.corpus.rank import RankTask, run_rank
@@ -56,24 +56,24 @@ __all__ = ["build_corpus", "run_resolve", "ResolveTask"]
 class ResolveTask:
     config_key: str
     out: str
-    stage: int
+    phase: int
     ranks: int
 
 
 def run_resolve(task: ResolveTask) -> dict[str, Any]:
-    """Resolve the global step that ends ``task.stage`` over every rank's signatures."""
+    """Resolve the global step that ends ``task.phase`` over every rank's signatures."""
     config = config_from_key(task.config_key)
     layout = Layout(Path(task.out))
-    index = plan_stages(config)[task.stage].global_step
+    index = plan_phases(config)[task.phase].global_step
     step = build_step_cached(task.config_key, index)
-    scratch = layout.work / f"global{task.stage}" / "scratch"
+    scratch = layout.work / f"global{task.phase}" / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     log = StepLog()
     started = time.perf_counter()
-    files = [layout.stage_sigs(task.stage, r) for r in range(task.ranks)]
+    files = [layout.phase_sigs(task.phase, r) for r in range(task.ranks)]
     removals = step.resolve(files, scratch, log)
     seconds = time.perf_counter() - started
-    writer = AtomicParquetWriter(layout.resolved(task.stage), REMOVED_SCHEMA)
+    writer = AtomicParquetWriter(layout.resolved(task.phase), REMOVED_SCHEMA)
     writer.write(removals.select(REMOVED_SCHEMA.names))
     writer.close(expected_rows=removals.num_rows)
     result = {
@@ -83,7 +83,7 @@ def run_resolve(task: ResolveTask) -> dict[str, Any]:
         "counters": dict(log.counters),
         "extra": step.report_extra(),
     }
-    write_json_atomic(layout.resolved_marker(task.stage), result)
+    write_json_atomic(layout.resolved_marker(task.phase), result)
     return result
 
 
@@ -124,42 +124,42 @@ def build_corpus(
     shards = plan_shards(config.sources)
     if not shards:
         raise LmforgeError("the sources list no input shards")
-    stages = plan_stages(config)
+    phases = plan_phases(config)
     write_json_atomic(
-        plan_path, {"config_hash": digest, "ranks": len(shards), "stages": len(stages)}
+        plan_path, {"config_hash": digest, "ranks": len(shards), "phases": len(phases)}
     )
 
-    stage_stats: list[RankStats] = []
+    phase_stats: list[RankStats] = []
     global_results: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
-    for number, stage in enumerate(stages):
+    for number, phase in enumerate(phases):
         t0 = time.perf_counter()
         todo = [
             RankTask(key, str(out), number, rank, shard)
             for rank, shard in enumerate(shards)
             if not layout.marker(number, rank).exists()
         ]
-        names = [config.steps[i].type for i in stage.doc_steps]
-        label = f"stage {number + 1}/{len(stages)}: " + (", ".join(names) or "apply dedup")
+        names = [config.steps[i].type for i in phase.doc_steps]
+        label = f"phase {number + 1}/{len(phases)}: " + (", ".join(names) or "apply dedup")
         if todo:
             executor.map(run_rank, todo, label)
         merged = RankStats()
         for rank in range(len(shards)):
             merged.merge(RankStats.from_json(json.loads(layout.marker(number, rank).read_text())))
-        stage_stats.append(merged)
-        timings[f"stage{number}"] = time.perf_counter() - t0
-        if stage.global_step is not None:
+        phase_stats.append(merged)
+        timings[f"phase{number}"] = time.perf_counter() - t0
+        if phase.global_step is not None:
             t0 = time.perf_counter()
             marker = layout.resolved_marker(number)
             if not marker.exists():
-                executor_label = f"resolve {config.steps[stage.global_step].type}"
+                executor_label = f"resolve {config.steps[phase.global_step].type}"
                 LocalExecutor(1).map(
                     run_resolve, [ResolveTask(key, str(out), number, len(shards))], executor_label
                 )
             global_results.append(json.loads(marker.read_text()))
             timings[f"global{number}"] = time.perf_counter() - t0
 
-    manifest = _finalize(config, out, shards, stages, stage_stats, global_results, timings)
+    manifest = _finalize(config, out, shards, phases, phase_stats, global_results, timings)
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     write_json_atomic(manifest_path, manifest)
     _remove_work(layout)
@@ -199,8 +199,8 @@ def _finalize(
     config: CorpusConfig,
     out: Path,
     shards: list[Shard],
-    stages: list[Stage],
-    stage_stats: list[RankStats],
+    phases: list[Phase],
+    phase_stats: list[RankStats],
     global_results: list[dict[str, Any]],
     timings: dict[str, float],
 ) -> dict[str, Any]:
@@ -209,13 +209,13 @@ def _finalize(
 
     layout = Layout(out)
     merged = RankStats()
-    for stats in stage_stats:
+    for stats in phase_stats:
         merged.merge(stats)
     for result in global_results:
         gstats = merged.steps[result["step"]]
         gstats.seconds += result["seconds"]
         gstats.counters.update(result["counters"])
-    final = stage_stats[-1]
+    final = phase_stats[-1]
     read = merged.steps["read"].docs_in if "read" in merged.steps else 0
     kept = final.docs_written
     removed = merged.removed_logged
@@ -254,7 +254,7 @@ def _finalize(
         "config": config.model_dump(mode="json"),
         "inputs": [dataclasses.asdict(s) for s in shards],
         "ranks": len(shards),
-        "stages": len(stages),
+        "phases": len(phases),
         "counts": stats["counts"],
         "outputs": files,
         "output_hash": output_hash,

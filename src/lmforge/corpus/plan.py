@@ -1,4 +1,4 @@
-"""How a corpus build is laid out: stages cut at global steps, config identity, file locations."""
+"""How a corpus build is laid out: phases cut at global steps, config identity, file locations."""
 
 from __future__ import annotations
 
@@ -15,27 +15,27 @@ from lmforge.corpus.step import GlobalStep
 
 
 @dataclass(frozen=True)
-class Stage:
+class Phase:
     """Document steps (indices into the recipe's step list), then optionally one global step."""
 
     doc_steps: tuple[int, ...]
     global_step: int | None
 
 
-def plan_stages(config: CorpusConfig) -> list[Stage]:
-    """Cut the enabled steps at each global step. The last stage has no global step."""
-    stages: list[Stage] = []
+def plan_phases(config: CorpusConfig) -> list[Phase]:
+    """Cut the enabled steps at each global step. The last phase has no global step."""
+    phases: list[Phase] = []
     current: list[int] = []
     for index, step_config in enumerate(config.steps):
         if not step_config.enabled:
             continue
         if isinstance(build_step_cached(config_key(config), index), GlobalStep):
-            stages.append(Stage(tuple(current), index))
+            phases.append(Phase(tuple(current), index))
             current = []
         else:
             current.append(index)
-    stages.append(Stage(tuple(current), None))
-    return stages
+    phases.append(Phase(tuple(current), None))
+    return phases
 
 
 def config_key(config: CorpusConfig) -> str:
@@ -72,23 +72,23 @@ class Layout:
         self.data = out / "data"
         self.removed = out / "removed"
 
-    def stage_docs(self, stage: int, rank: int) -> Path:
-        return self.work / f"stage{stage}" / f"docs-{rank:05d}.parquet"
+    def phase_docs(self, phase: int, rank: int) -> Path:
+        return self.work / f"phase{phase}" / f"docs-{rank:05d}.parquet"
 
-    def stage_sigs(self, stage: int, rank: int) -> Path:
-        return self.work / f"stage{stage}" / f"sigs-{rank:05d}.parquet"
+    def phase_sigs(self, phase: int, rank: int) -> Path:
+        return self.work / f"phase{phase}" / f"sigs-{rank:05d}.parquet"
 
-    def marker(self, stage: int, rank: int) -> Path:
-        return self.work / f"stage{stage}" / f"done-{rank:05d}.json"
+    def marker(self, phase: int, rank: int) -> Path:
+        return self.work / f"phase{phase}" / f"done-{rank:05d}.json"
 
-    def resolved(self, stage: int) -> Path:
-        return self.work / f"global{stage}" / "removals.parquet"
+    def resolved(self, phase: int) -> Path:
+        return self.work / f"global{phase}" / "removals.parquet"
 
-    def resolved_marker(self, stage: int) -> Path:
-        return self.work / f"global{stage}" / "done.json"
+    def resolved_marker(self, phase: int) -> Path:
+        return self.work / f"global{phase}" / "done.json"
 
-    def removed_log(self, stage: int, rank: int) -> Path:
-        return self.removed / f"stage{stage}-{rank:05d}.parquet"
+    def removed_log(self, phase: int, rank: int) -> Path:
+        return self.removed / f"phase{phase}-{rank:05d}.parquet"
 
     def output(self, rank: int, fmt: str) -> Path:
         return self.data / (

@@ -1,4 +1,4 @@
-"""One stage of one rank: read its input, run the document steps, write documents, signatures, removals."""
+"""One phase of one rank: read its input, run the document steps, write documents, signatures, removals."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lmforge.corpus.document import BadRecord, Document
-from lmforge.corpus.plan import Layout, build_step_cached, config_from_key, plan_stages, step_key
+from lmforge.corpus.plan import Layout, build_step_cached, config_from_key, plan_phases, step_key
 from lmforge.corpus.sources import Shard, read_shard
 from lmforge.corpus.stats import RankStats, add_lengths
 from lmforge.corpus.step import StepLog
@@ -37,7 +37,7 @@ REMOVED_LOG_SCHEMA = pa.schema(
 class RankTask:
     config_key: str
     out: str
-    stage: int
+    phase: int
     rank: int
     shard: Shard
 
@@ -77,20 +77,20 @@ def _removals(path: Path, rank: int) -> tuple[np.ndarray, list[str], list[str]]:
 
 
 class RankRun:
-    """The state of one stage of one rank while it runs: writers, stats, the removed log."""
+    """The state of one phase of one rank while it runs: writers, stats, the removed log."""
 
     def __init__(self, task: RankTask) -> None:
         self.task = task
         self.config = config_from_key(task.config_key)
         self.layout = Layout(Path(task.out))
-        stages = plan_stages(self.config)
-        self.stage = stages[task.stage]
-        self.previous = stages[task.stage - 1] if task.stage else None
-        self.is_last = self.stage.global_step is None
+        phases = plan_phases(self.config)
+        self.phase = phases[task.phase]
+        self.previous = phases[task.phase - 1] if task.phase else None
+        self.is_last = self.phase.global_step is None
         self.stats = RankStats()
         self.removed_rows: list[dict[str, str]] = []
         self.removed_writer = AtomicParquetWriter(
-            self.layout.removed_log(task.stage, task.rank), REMOVED_LOG_SCHEMA
+            self.layout.removed_log(task.phase, task.rank), REMOVED_LOG_SCHEMA
         )
         self.doc_writers: list[AtomicParquetWriter | AtomicTextWriter] = []
         if self.is_last:
@@ -102,9 +102,9 @@ class RankRun:
                 else:
                     self.doc_writers.append(AtomicTextWriter(path))
         else:
-            path = self.layout.stage_docs(task.stage, task.rank)
+            path = self.layout.phase_docs(task.phase, task.rank)
             self.doc_writers.append(AtomicParquetWriter(path, DOC_SCHEMA))
-        self.global_step = None if self.is_last else self._step(self.stage.global_step)
+        self.global_step = None if self.is_last else self._step(self.phase.global_step)
         self.sig_writer: AtomicParquetWriter | None = None
 
     def _step(self, index: int) -> Any:
@@ -124,7 +124,7 @@ class RankRun:
         }
         self.removed_rows.append(row)
 
-    # -- stage 0: documents come from the reader ------------------------------------
+    # -- phase 0: documents come from the reader ------------------------------------
     def read_batch(self, items: list[Document | BadRecord]) -> list[Document]:
         read = self.stats.step("read", "read", "read")
         docs: list[Document] = []
@@ -146,13 +146,13 @@ class RankRun:
         add_lengths(self.stats.length_in, lengths)
         return docs
 
-    # -- later stages: the previous stage's documents minus the global step's removals
+    # -- later phases: the previous phase's documents minus the global step's removals
     def previous_tables(self) -> Iterator[pa.Table]:
         index = self.previous.global_step
         gstats = self._stats(index, "global")
         name = self.config.steps[index].type
-        rows, reasons, dup_of = _removals(self.layout.resolved(self.task.stage - 1), self.task.rank)
-        parquet = pq.ParquetFile(self.layout.stage_docs(self.task.stage - 1, self.task.rank))
+        rows, reasons, dup_of = _removals(self.layout.resolved(self.task.phase - 1), self.task.rank)
+        parquet = pq.ParquetFile(self.layout.phase_docs(self.task.phase - 1, self.task.rank))
         start = 0
         for batch in parquet.iter_batches(batch_size=self.config.batch_size):
             table = pa.Table.from_batches([batch])
@@ -182,7 +182,7 @@ class RankRun:
 
     # -- document steps, then output --------------------------------------------------
     def run_steps(self, docs: list[Document]) -> list[Document]:
-        for index in self.stage.doc_steps:
+        for index in self.phase.doc_steps:
             step = self._step(index)
             sstats = self._stats(index)
             sstats.docs_in += len(docs)
@@ -234,7 +234,7 @@ class RankRun:
         if docs is None:  # signatures need id and text only
             ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
             docs = [Document(i, t) for i, t in zip(ids, texts, strict=True)]
-        gstats = self._stats(self.stage.global_step, "global")
+        gstats = self._stats(self.phase.global_step, "global")
         started = time.perf_counter()
         sigs = self.global_step.signature(docs)
         gstats.seconds += time.perf_counter() - started
@@ -244,7 +244,7 @@ class RankRun:
         )
         if self.sig_writer is None:
             # Dictionary-encoding random hashes costs more than computing them.
-            path = self.layout.stage_sigs(self.task.stage, self.task.rank)
+            path = self.layout.phase_sigs(self.task.phase, self.task.rank)
             self.sig_writer = AtomicParquetWriter(path, sigs.schema, use_dictionary=False)
         self.sig_writer.write(sigs)
 
@@ -260,7 +260,7 @@ class RankRun:
             # No documents survived on this rank: an empty signature file keeps resolve simple.
             empty = self.global_step.signature([])
             schema = empty.append_column("row", pa.array([], pa.int64())).schema
-            path = self.layout.stage_sigs(self.task.stage, self.task.rank)
+            path = self.layout.phase_sigs(self.task.phase, self.task.rank)
             self.sig_writer = AtomicParquetWriter(path, schema, use_dictionary=False)
         for writer in self.doc_writers:
             writer.close(expected_rows=self.stats.docs_written)
@@ -268,22 +268,22 @@ class RankRun:
             self.sig_writer.close(expected_rows=self.stats.docs_written)
         self.removed_writer.close(expected_rows=self.stats.removed_logged)
         result = self.stats.to_json()
-        write_json_atomic(self.layout.marker(self.task.stage, self.task.rank), result)
+        write_json_atomic(self.layout.marker(self.task.phase, self.task.rank), result)
         return result
 
 
 def run_rank(task: RankTask) -> dict[str, Any]:
-    """Run one stage of one rank to completion; return (and persist) its stats."""
+    """Run one phase of one rank to completion; return (and persist) its stats."""
     run = RankRun(task)
     config = run.config
-    if task.stage == 0:
+    if task.phase == 0:
         source = config.sources[task.shard.source_index]
         for items in _batches(read_shard(task.shard, source), config.batch_size):
             docs = run.run_steps(run.read_batch(items))
             run.emit(docs_to_table(docs), docs)
     else:
         for table in run.previous_tables():
-            if run.stage.doc_steps:
+            if run.phase.doc_steps:
                 docs = run.run_steps(table_to_docs(table))
                 run.emit(docs_to_table(docs), docs)
             else:  # nothing to change: documents stay Arrow rows, metadata stays serialized

@@ -96,7 +96,7 @@ class StepStats:
 
 @dataclass
 class RankStats:
-    """Everything one rank reports for one stage: per-step stats keyed by step key, histograms."""
+    """Everything one rank reports for one phase: per-step stats keyed by step key, histograms."""
 
     steps: dict[str, StepStats] = field(default_factory=dict)
     length_in: list[int] = field(default_factory=lambda: [0] * len(LENGTH_EDGES))

@@ -15,7 +15,7 @@ corpus before it can decide. It runs in three phases over files:
    them as a table with columns ``rank`` (int32), ``row`` (int64, position of
    the document within its rank's stream), ``reason`` (str) and ``dup_of``
    (str, id of the document that was kept, or "");
-3. the pipeline drops those rows on every rank while the next stage runs.
+3. the pipeline drops those rows on every rank while the next pipeline phase reads its input.
 
 Steps never know which executor runs them.
 """

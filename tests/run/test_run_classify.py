@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 from lmforge.classify.data import load_classification_data
-from lmforge.classify.stage import export_heldout, model_entries, with_holdout
 from lmforge.corpus.config import CorpusConfig
-from lmforge.recipe import Recipe
-from lmforge.run import corpus_config
-from lmforge.stages import ClassifyStage
+from lmforge.run.classify import export_heldout, model_entries, with_holdout
+from lmforge.run.recipe import ClassifyStage, Recipe
+from lmforge.run.stages import corpus_config
 
 
 def test_heldout_file_holds_val_and_test_and_joins_the_corpus_steps(tmp_path, review_sample):

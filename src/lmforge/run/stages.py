@@ -6,7 +6,7 @@ of the fingerprint of the stage it reads; it is stored in ``<folder>/lmforge_sta
 when the stage finishes. A stage whose stored fingerprint matches is skipped; a
 pretraining run that was interrupted resumes from its checkpoint, an interrupted classify
 stage from the next model. With a ``classify`` section the split's validation and test texts
-are taken out of the corpus before it is built (:mod:`lmforge.classify.stage`).
+are taken out of the corpus before it is built (:mod:`lmforge.run.classify`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
-from lmforge.recipe import Recipe
+from lmforge.run.recipe import Recipe
 
 STAGE_FILE = "lmforge_stage.json"
 
@@ -52,7 +52,7 @@ def corpus_config(recipe: Recipe, console: Console | None = None):
     decontamination file when the recipe has a ``classify`` section that holds them out."""
     corpus = recipe.corpus
     if recipe.classify is not None and recipe.classify.holdout_from_corpus:
-        from lmforge.classify.stage import export_heldout, with_holdout
+        from lmforge.run.classify import export_heldout, with_holdout
 
         heldout = export_heldout(recipe.classify, recipe.seed, recipe.run_dir())
         corpus = with_holdout(corpus, heldout)
@@ -203,7 +203,7 @@ def _pretrain_stage(
         mark_stage(folder, digest, "done")
     results["pretrain"] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     if config.objective == "mlm":
-        from lmforge.run_report import fill_mask_samples
+        from lmforge.run.report import fill_mask_samples
 
         results["pretrain"]["fill_mask_samples"] = fill_mask_samples(folder)
     return digest
@@ -217,7 +217,7 @@ def _classify_stage(
     console: Console,
     results: dict,
 ) -> str:
-    from lmforge.classify.stage import run_classify
+    from lmforge.run.classify import run_classify
 
     digest = fingerprint(recipe.classify.model_dump() | {"seed": recipe.seed}, upstream)
     console.rule("[bold]classify")
@@ -230,9 +230,9 @@ def _classify_stage(
 def _compress_stage(
     recipe: Recipe, run_dir: Path, upstream: str, console: Console, results: dict
 ) -> str:
-    from lmforge.classify.stage import PRETRAINED_NAME, folder_name
-    from lmforge.compress.chain import compress_for_run
     from lmforge.errors import LmforgeError
+    from lmforge.run.classify import PRETRAINED_NAME, folder_name
+    from lmforge.run.compress import compress_for_run
 
     config = recipe.compress
     folder = run_dir / "compress"
@@ -265,7 +265,7 @@ def _compress_stage(
 
 def write_run_report(run_dir: Path, results: dict[str, Any]) -> Path:
     """``runs/<name>/report.html``: one page with every stage's summary and links to their reports."""
-    from lmforge.run_report import render_run_report
+    from lmforge.run.report import render_run_report
 
     path = run_dir / "report.html"
     path.write_text(render_run_report(run_dir, results), encoding="utf-8")

@@ -27,7 +27,7 @@ from rich.console import Console
 
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
-from lmforge.stages import ClassifyStage
+from lmforge.run.recipe import ClassifyStage
 
 HELDOUT_DIR = "heldout"
 ROW_FILE = "leaderboard_row.json"

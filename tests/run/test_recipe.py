@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lmforge.errors import LmforgeError
-from lmforge.recipe import DEFAULT_RECIPE, load_recipe
+from lmforge.run.recipe import DEFAULT_RECIPE, load_recipe
 
 
 def test_default_recipe_is_valid() -> None:
