@@ -1,50 +1,35 @@
-"""``lmforge run``: every stage of a recipe in order, each skipped when its inputs and config are unchanged.
+"""``lmforge run``: every stage of a recipe in order, each skipped when its inputs and config are
+unchanged.
 
-Stages: corpus → tokenizer → tokens (pack) → pretrain → classify → compress. Each writes its own folder
-under ``runs/<name>/``. A stage's *fingerprint* is the hash of its own config and
-of the fingerprint of the stage it reads; it is stored in ``<folder>/lmforge_stage.json``
-when the stage finishes. A stage whose stored fingerprint matches is skipped; a
-pretraining run that was interrupted resumes from its checkpoint, an interrupted classify
-stage from the next model. With a ``classify`` section the split's validation and test texts
-are taken out of the corpus before it is built (:mod:`lmforge.run.classify`).
+Stages: corpus → tokenizer → tokens (pack) → pretrain → classify → compress → serving. Each
+writes its own folder under ``runs/<name>/``. A stage's *fingerprint* is the hash of its own
+config and of the fingerprint of the stage it reads (:mod:`.state`); a stage whose recorded
+fingerprint matches is skipped. An interrupted pretraining resumes from its checkpoint, an
+interrupted classify stage from the next model; pretraining whose corpus, tokenizer and settings
+are unchanged but whose budget was raised continues from the previous run's checkpoint instead
+of starting over. Before anything runs the plan (:mod:`.plan`) is printed with a time estimate;
+each stage's wall time goes into the report. With a ``classify`` section the split's validation
+and test texts are taken out of the corpus before it is built (:mod:`.classify`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from lmforge.errors import LmforgeError
+from lmforge.run.plan import PlannedStage, budget_of, plan_run, plan_table
 from lmforge.run.recipe import Recipe
-
-STAGE_FILE = "lmforge_stage.json"
-
-
-def fingerprint(config: Any, upstream: str) -> str:
-    data = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
-    blob = json.dumps({"config": data, "upstream": upstream}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def stage_state(folder: Path) -> dict[str, Any]:
-    path = folder / STAGE_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return {}
-
-
-def mark_stage(folder: Path, digest: str, status: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / STAGE_FILE).write_text(
-        json.dumps({"fingerprint": digest, "status": status}), encoding="utf-8"
-    )
+from lmforge.run.state import (
+    create_stage_folder,
+    is_ours,
+    mark_stage,
+    remove_stage_folder,
+)
 
 
 def corpus_config(recipe: Recipe, console: Console | None = None):
@@ -61,65 +46,89 @@ def corpus_config(recipe: Recipe, console: Console | None = None):
     return corpus
 
 
+def _train_size(recipe: Recipe) -> int | None:
+    if recipe.classify is None:
+        return None
+    from lmforge.classify.data import load_classification_data
+
+    c = recipe.classify
+    return len(load_classification_data(c.data, c.text_col, c.label_col, recipe.seed).train_texts)
+
+
 def run_recipe(
     recipe: Recipe, workers: int | None = None, console: Console | None = None
 ) -> dict[str, Any]:
-    """Run all stages the recipe names; return {stage: manifest or summary}."""
-    from lmforge.corpus.pipeline import build_corpus
-
+    """Print the plan, then run every stage the recipe names; return {stage: summary}."""
     console = console or Console()
     run_dir = recipe.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {}
-
     corpus = corpus_config(recipe, console)
     if workers is not None:
         corpus = corpus.model_copy(update={"workers": workers})
-    console.rule("[bold]corpus")
-    results["corpus"] = build_corpus(corpus, run_dir / "corpus")
-    counts = results["corpus"]["counts"]
-    console.print(
-        f"corpus: read {counts['read']:,}, kept {counts['kept']:,}, removed {counts['removed']:,}"
-    )
-    upstream = results["corpus"]["output_hash"]
+    plan = plan_run(recipe, corpus, _train_size(recipe))
+    console.print(plan_table(plan))
 
-    if recipe.tokenizer is not None:
-        upstream = _tokenizer_stage(recipe, run_dir, upstream, console, results)
-    if recipe.tokenizer is not None and recipe.pack is not None:
-        upstream = _pack_stage(recipe, run_dir, upstream, workers, console, results)
-    pretrained = None
-    if recipe.tokenizer is not None and recipe.pack is not None and recipe.pretrain is not None:
-        upstream = _pretrain_stage(recipe, run_dir, upstream, console, results)
-        if recipe.pretrain.objective == "mlm":
-            pretrained = run_dir / "pretrain"
-    if recipe.classify is not None:
-        upstream = _classify_stage(recipe, run_dir, upstream, pretrained, console, results)
-        if recipe.compress is not None:
-            _compress_stage(recipe, run_dir, upstream, console, results)
+    results: dict[str, Any] = {"timings": []}
+    upstream = ""
+    for step in plan:
+        console.rule(f"[bold]{step.name}")
+        start = time.perf_counter()
+        if step.name == "corpus":
+            upstream = _corpus(corpus, step, console, results)
+        else:
+            upstream = STAGES[step.name](recipe, step, upstream, workers, console, results)
+        seconds = time.perf_counter() - start
+        results["timings"].append(
+            {"stage": step.name, "action": step.action, "seconds": round(seconds, 1)}
+        )
+        console.print(f"{step.name}: {step.action} · {seconds:.0f} s")
     write_run_report(run_dir, results)
     return results
 
 
-def _skip(folder: Path, digest: str, name: str, console: Console) -> bool:
-    state = stage_state(folder)
-    if state.get("fingerprint") == digest and state.get("status") == "done":
-        console.print(f"{name}: unchanged, skipped ({folder})")
-        return True
-    return False
+def _done(folder: Path, digest: str, start: float, **extra: Any) -> None:
+    mark_stage(folder, digest, "done", seconds=round(time.perf_counter() - start, 1), **extra)
 
 
-def _tokenizer_stage(
-    recipe: Recipe, run_dir: Path, upstream: str, console: Console, results: dict
-) -> str:
+def _fresh(step: PlannedStage, run_dir: Path) -> None:
+    """Clear the stage folder for a rebuild (only one lmforge made) and mark it as ours."""
+    remove_stage_folder(step.folder, run_dir)
+    create_stage_folder(step.folder)
+
+
+def _corpus(corpus, step: PlannedStage, console: Console, results: dict) -> str:
+    from lmforge.corpus.pipeline import build_corpus
+
+    folder = step.folder
+    # a corpus built with another config is rebuilt in a run folder lmforge made; anywhere else
+    # build_corpus refuses, as `lmforge corpus build` does
+    results["corpus"] = build_corpus(corpus, folder, overwrite=is_ours(folder))
+    create_stage_folder(folder)
+    counts = results["corpus"]["counts"]
+    console.print(
+        f"corpus: read {counts['read']:,}, kept {counts['kept']:,}, removed {counts['removed']:,}"
+    )
+    digest = results["corpus"]["output_hash"]
+    mark_stage(folder, digest, "done", seconds=results["corpus"]["timings"].get("total"))
+    return digest
+
+
+def _digest(step: PlannedStage, config: Any, upstream: str) -> str:
+    from lmforge.run.state import fingerprint
+
+    # a stage planned before the corpus was rebuilt learns its fingerprint now
+    return step.digest or fingerprint(config, upstream)
+
+
+def _tokenizer(recipe, step, upstream, workers, console, results) -> str:
     from lmforge.tokenizer.folder import copy_tokenizer
     from lmforge.tokenizer.train import train_from_corpus
 
-    config = recipe.tokenizer
-    folder = run_dir / "tokenizer"
-    digest = fingerprint(config, upstream)
-    console.rule("[bold]tokenizer")
-    if not _skip(folder, digest, "tokenizer", console):
-        shutil.rmtree(folder, ignore_errors=True)
+    config, folder, run_dir = recipe.tokenizer, step.folder, recipe.run_dir()
+    digest = _digest(step, config, upstream)
+    if step.action != "skip":
+        start = time.perf_counter()
+        _fresh(step, run_dir)
         if config.from_folder:
             copy_tokenizer(config.from_folder, folder)
         else:
@@ -134,28 +143,22 @@ def _tokenizer_stage(
                 seed=recipe.seed,
                 show_progress=True,
             )
-        mark_stage(folder, digest, "done")
+        _done(folder, digest, start)
+    else:
+        console.print(f"tokenizer: unchanged, skipped ({folder})")
     info = folder / "lmforge_tokenizer.json"
     results["tokenizer"] = json.loads(info.read_text(encoding="utf-8")) if info.exists() else {}
-    console.print(f"tokenizer: {folder}")
     return digest
 
 
-def _pack_stage(
-    recipe: Recipe,
-    run_dir: Path,
-    upstream: str,
-    workers: int | None,
-    console: Console,
-    results: dict,
-) -> str:
+def _tokens(recipe, step, upstream, workers, console, results) -> str:
     from lmforge.tokenizer.pack import pack_corpus
 
-    config = recipe.pack
-    folder = run_dir / "tokens"
-    digest = fingerprint(config.model_dump() | {"seed": recipe.seed}, upstream)
-    console.rule("[bold]tokens")
-    if not _skip(folder, digest, "tokens", console):
+    config, folder, run_dir = recipe.pack, step.folder, recipe.run_dir()
+    digest = _digest(step, config.model_dump() | {"seed": recipe.seed}, upstream)
+    if step.action != "skip":
+        start = time.perf_counter()
+        _fresh(step, run_dir)
         pack_corpus(
             run_dir / "corpus",
             run_dir / "tokenizer",
@@ -166,7 +169,9 @@ def _pack_stage(
             shard_tokens=config.shard_tokens,
             show_progress=True,
         )
-        mark_stage(folder, digest, "done")
+        _done(folder, digest, start)
+    else:
+        console.print(f"tokens: unchanged, skipped ({folder})")
     results["tokens"] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     splits = results["tokens"]["splits"]
     console.print(
@@ -175,21 +180,21 @@ def _pack_stage(
     return digest
 
 
-def _pretrain_stage(
-    recipe: Recipe, run_dir: Path, upstream: str, console: Console, results: dict
-) -> str:
+def _pretrain(recipe, step, upstream, workers, console, results) -> str:
     from lmforge.pretrain.loop import pretrain
+    from lmforge.run.plan import pretrain_base
 
-    config = recipe.pretrain
-    folder = run_dir / "pretrain"
-    digest = fingerprint(config.model_dump() | {"seed": recipe.seed}, upstream)
-    console.rule(f"[bold]pretrain ({config.objective}, {config.preset})")
-    if not _skip(folder, digest, "pretrain", console):
-        state = stage_state(folder)
-        resume = state.get("fingerprint") == digest and (folder / "checkpoint").exists()
+    config, folder, run_dir = recipe.pretrain, step.folder, recipe.run_dir()
+    digest = _digest(step, config.model_dump() | {"seed": recipe.seed}, upstream)
+    base = step.extra.get("base") or pretrain_base(config, recipe.seed, upstream)
+    if step.action != "skip":
+        start = time.perf_counter()
+        resume = step.action in ("resume", "continue") and (folder / "checkpoint").exists()
         if not resume:
-            shutil.rmtree(folder, ignore_errors=True)
-        mark_stage(folder, digest, "started")
+            _fresh(step, run_dir)
+        if step.action == "continue":
+            console.print(f"pretrain: continuing the previous run's checkpoint ({step.reason})")
+        mark_stage(folder, digest, "started", base=base, budget=budget_of(config))
         options = config.model_dump(exclude={"objective", "preset"})
         pretrain(
             run_dir / "tokens",
@@ -200,7 +205,9 @@ def _pretrain_stage(
             seed=recipe.seed,
             **options,
         )
-        mark_stage(folder, digest, "done")
+        _done(folder, digest, start, base=base, budget=budget_of(config))
+    else:
+        console.print(f"pretrain: unchanged, skipped ({folder})")
     results["pretrain"] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     if config.objective == "mlm":
         from lmforge.run.report import fill_mask_samples
@@ -209,43 +216,41 @@ def _pretrain_stage(
     return digest
 
 
-def _classify_stage(
-    recipe: Recipe,
-    run_dir: Path,
-    upstream: str,
-    pretrained: Path | None,
-    console: Console,
-    results: dict,
-) -> str:
+def _pretrained_encoder(recipe: Recipe) -> Path | None:
+    has_pretrain = recipe.tokenizer and recipe.pack and recipe.pretrain
+    if has_pretrain and recipe.pretrain.objective == "mlm":
+        return recipe.run_dir() / "pretrain"
+    return None
+
+
+def _classify(recipe, step, upstream, workers, console, results) -> str:
     from lmforge.run.classify import run_classify
 
-    digest = fingerprint(recipe.classify.model_dump() | {"seed": recipe.seed}, upstream)
-    console.rule("[bold]classify")
+    digest = _digest(step, recipe.classify.model_dump() | {"seed": recipe.seed}, upstream)
+    start = time.perf_counter()
+    create_stage_folder(step.folder)
     results["classify"] = run_classify(
-        recipe.classify, recipe.seed, run_dir, pretrained, digest, console
+        recipe.classify, recipe.seed, recipe.run_dir(), _pretrained_encoder(recipe), digest, console
     )
+    _done(step.folder, digest, start)
     return digest
 
 
-def _compress_stage(
-    recipe: Recipe, run_dir: Path, upstream: str, console: Console, results: dict
-) -> str:
-    from lmforge.errors import LmforgeError
+def _compress(recipe, step, upstream, workers, console, results) -> str:
     from lmforge.run.classify import PRETRAINED_NAME, folder_name
     from lmforge.run.compress import compress_for_run
 
-    config = recipe.compress
-    folder = run_dir / "compress"
+    config, folder, run_dir = recipe.compress, step.folder, recipe.run_dir()
     teacher = run_dir / "classify" / folder_name(PRETRAINED_NAME)
     if not (teacher / "lmforge_model.json").is_file():
         raise LmforgeError(
             "compress needs the fine-tuned transformer of the classify stage "
             "(classify.transformer: true)"
         )
-    digest = fingerprint(config.model_dump() | {"seed": recipe.seed}, upstream)
-    console.rule(f"[bold]compress ({config.student} → int8 ONNX)")
-    if not _skip(folder, digest, "compress", console):
-        shutil.rmtree(folder, ignore_errors=True)
+    digest = _digest(step, config.model_dump() | {"seed": recipe.seed}, upstream)
+    if step.action != "skip":
+        start = time.perf_counter()
+        _fresh(step, run_dir)
         mark_stage(folder, digest, "started")
         compress_for_run(
             teacher,
@@ -258,13 +263,40 @@ def _compress_stage(
             latency_n=config.latency_n,
             console=console,
         )
-        mark_stage(folder, digest, "done")
+        _done(folder, digest, start)
+    else:
+        console.print(f"compress: unchanged, skipped ({folder})")
     results["compress"] = json.loads((folder / "bench.json").read_text(encoding="utf-8"))
     return digest
 
 
+def _serving(recipe, step, upstream, workers, console, results) -> str:
+    from lmforge.run.serving import choose_and_install
+
+    digest = _digest(step, {"serving": 1}, upstream)
+    if step.action != "skip":
+        start = time.perf_counter()
+        _fresh(step, recipe.run_dir())
+        choose_and_install(recipe, step.folder, console)
+        _done(step.folder, digest, start)
+    else:
+        console.print(f"serving: unchanged, skipped ({step.folder})")
+    results["serving"] = json.loads((step.folder / "serving.json").read_text(encoding="utf-8"))
+    return digest
+
+
+STAGES = {
+    "tokenizer": _tokenizer,
+    "tokens": _tokens,
+    "pretrain": _pretrain,
+    "classify": _classify,
+    "compress": _compress,
+    "serving": _serving,
+}
+
+
 def write_run_report(run_dir: Path, results: dict[str, Any]) -> Path:
-    """``runs/<name>/report.html``: one page with every stage's summary and links to their reports."""
+    """``runs/<name>/report.html``: the outcome, then every stage's summary and timings."""
     from lmforge.run.report import render_run_report
 
     path = run_dir / "report.html"
