@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from lmforge.classify.estimator import load_model, model_size_bytes, read_model_meta
+from lmforge.classify.estimator import MODEL_JSON, load_model, model_size_bytes, read_model_meta
 from lmforge.errors import LmforgeError
 
 #: name -> backend class; filled by :func:`register_backend`.
@@ -35,6 +35,18 @@ BACKENDS: dict[str, type[Backend]] = {}
 BACKEND_MODULES = ["lmforge.compress.backends"]
 
 DEFAULT_MAX_CHARS = 2000
+
+#: a run folder (``runs/<name>/``) keeps the model it serves here (``lmforge run`` writes it)
+SERVING_DIR = "serving"
+
+
+def resolve_model_dir(directory: str | Path) -> Path:
+    """A model folder as given, or, for a run folder, the model it serves (``<run>/serving/``)."""
+    directory = Path(directory)
+    served = directory / SERVING_DIR
+    if not (directory / MODEL_JSON).is_file() and (served / MODEL_JSON).is_file():
+        return served
+    return directory
 
 
 class Backend(Protocol):
@@ -145,7 +157,7 @@ class Predictor:
         **options: Any,
     ) -> Predictor:
         """``backend=None`` takes the folder's own (``"backend"`` in its JSON, else native)."""
-        directory = Path(directory)
+        directory = resolve_model_dir(directory)
         if not directory.is_dir():
             raise LmforgeError(f"model folder not found: {directory}")
         meta = read_model_meta(directory)

@@ -58,7 +58,7 @@ def run_cli(recipe: Path) -> subprocess.CompletedProcess:
 
 
 def test_run_builds_every_stage_then_skips_unchanged_ones(
-    small_recipe: Path, tmp_path: Path
+    small_recipe: Path, tmp_path: Path, one_thread
 ) -> None:
     first = run_cli(small_recipe)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -92,7 +92,70 @@ def test_run_builds_every_stage_then_skips_unchanged_ones(
     assert len(bench["rows"]) == 4 and bench["headline"]["x_smaller"] > 1
     assert "Compression" in page
 
+    # the ensemble: a model folder with its members inside, weights fitted on validation; through
+    # the Predictor it scores at least its best member on the validation split
+    import numpy as np
+
+    from lmforge.classify.data import load_classification_data
+    from lmforge.classify.metrics import classification_metrics
+    from lmforge.predictor import Predictor
+
+    ensemble = Predictor.load(run_dir / "classify" / "ensemble")
+    assert ensemble.model_type == "ensemble"
+    assert sorted(p.name for p in (run_dir / "classify" / "ensemble" / "members").iterdir()) == [
+        "nb",
+        "transformer_pretrained",
+    ]
+    split = load_classification_data(str(tmp_path / "reviews.jsonl"), seed=0)
+    pred = np.asarray(ensemble.labels)[np.argmax(ensemble.predict_proba(split.val_texts), axis=1)]
+    gold = split.val_labels.astype(str)
+    ensemble_val = classification_metrics(gold, pred, sorted(set(gold)))["macro_f1"]
+    members = [r for r in board["rows"] if r["model"] != "ensemble"]
+    assert ensemble_val >= max(r["val_macro_f1"] for r in members) - 1e-9
+
+    # serving/: the model with the best validation score, chosen among every model of the run
+    serving = json.loads((run_dir / "serving" / "serving.json").read_text(encoding="utf-8"))
+    names = {c["name"] for c in serving["candidates"]}
+    assert {"nb", "transformer (pretrained)", "ensemble"} <= names
+    assert any(n.startswith("compress/") for n in names)
+    best = max(c["val_macro_f1"] for c in serving["candidates"])
+    assert serving["val_macro_f1"] == best and serving["command"] == f"lmforge serve {run_dir}"
+    assert len(serving["bench"]) in (1, 2) and serving["bench"][0]["throughput_32"] > 0
+    served = Predictor.load(run_dir)  # a run folder resolves to the model it serves
+    assert served.directory == run_dir / "serving"
+    # the report opens with the outcome, then the stage timings, then the stages
+    assert page.index("<h2>Outcome</h2>") < page.index("<h2>Stage timings</h2>")
+    assert page.index("<h2>Stage timings</h2>") < page.index("<h2>Corpus</h2>")
+    assert f"lmforge serve {run_dir}" in page
+    # the plan is printed before anything runs
+    assert first.stdout.index("lmforge run: plan") < first.stdout.index("corpus: read")
+
     second = run_cli(small_recipe)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert second.stdout.count("unchanged, skipped") == 4
-    assert second.stdout.count("done earlier") == 2
+    assert second.stdout.count("unchanged, skipped") == 5
+    assert second.stdout.count("done earlier") == 3
+
+
+def test_serve_takes_a_run_folder(tmp_path: Path, review_sample: list[dict], monkeypatch) -> None:
+    """`lmforge serve runs/<name>` serves runs/<name>/serving/."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from lmforge.classify.data import load_classification_data
+    from lmforge.classify.evaluate import train_and_evaluate
+    from lmforge.cli import app
+    from lmforge.serve.app import MODEL_ENV
+
+    data = tmp_path / "reviews.jsonl"
+    data.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in review_sample), encoding="utf-8"
+    )
+    run_dir = tmp_path / "runs" / "r"
+    train_and_evaluate("nb", load_classification_data(str(data), seed=0), run_dir / "serving")
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: seen.update(kw, target=target))
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    result = CliRunner().invoke(app, ["serve", str(run_dir), "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert seen["target"] == "lmforge.serve.app:app_from_env"
+    assert os.environ[MODEL_ENV] == str((run_dir / "serving").resolve())

@@ -39,6 +39,7 @@ MODEL_MODULES = [
     "lmforge.classify.classical",
     "lmforge.classify.neural",
     "lmforge.classify.transformer",
+    "lmforge.classify.ensemble",
 ]
 
 
@@ -59,9 +60,10 @@ def _import_model_modules() -> None:
 
 
 def available_models() -> list[str]:
-    """Every registered model name."""
+    """Every model name that ``classify train`` can fit from texts (not the ensemble, which
+    combines folders that are already trained)."""
     _import_model_modules()
-    return sorted(MODELS)
+    return sorted(name for name, cls in MODELS.items() if cls.trains_from_texts)
 
 
 def get_model_class(name: str) -> type[TextClassifier]:
@@ -120,6 +122,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     """
 
     model_type: ClassVar[str] = ""
+    trains_from_texts: ClassVar[bool] = True
     search_space: ClassVar[dict[str, list]] = {}
     random_space: ClassVar[dict[str, Any] | None] = None
 

@@ -83,12 +83,14 @@ def serve(
     """Check the folder and the port, then run uvicorn until interrupted (graceful shutdown)."""
     import uvicorn
 
+    from lmforge.predictor import resolve_model_dir
     from lmforge.serve.app import MODEL_ENV, SETTINGS_ENV
     from lmforge.serve.generation import folder_kind
     from lmforge.serve.settings import ServeSettings
 
     console = console or Console(stderr=True)
     settings = settings or ServeSettings()
+    model_dir = resolve_model_dir(model_dir)  # a run folder serves the model it chose
     kind = folder_kind(model_dir)
     if workers < 1:
         raise LmforgeError(f"--workers must be ≥ 1, got {workers}")

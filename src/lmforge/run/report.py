@@ -1,9 +1,11 @@
 """``runs/<name>/report.html``: what each stage of a run did, on one page.
 
 Each stage folder keeps its own details (the corpus has a full report of its own);
-this page puts the headline of every stage side by side: the corpus funnel, the
-tokenizer, the token counts, the pretraining curves with fill-in-the-blank samples, and the
-classification leaderboard.
+this page opens with the outcome (the model the run serves, why, its scores beside the
+others', its size and speed beside Naive Bayes', the command that serves it) and each stage's
+wall time, then puts the headline of every stage side by side: the corpus funnel, the
+tokenizer, the token counts, the pretraining curves with fill-in-the-blank samples, the
+classification leaderboard and the compression table.
 """
 
 from __future__ import annotations
@@ -138,8 +140,48 @@ def fill_mask_samples(
     return samples
 
 
+def _outcome_section(doc: dict[str, Any]) -> list[str]:
+    """What the run made, first: the served model, its scores beside every other model's, its
+    size and speed beside Naive Bayes', and the command that serves it."""
+    from lmforge.compress.bench import table_rows
+
+    served = doc["model"]
+    rows = [
+        [
+            ("▶ " if c["name"] == served else "") + c["name"],
+            "-" if c.get("val_macro_f1") is None else f"{c['val_macro_f1']:.4f}",
+            "-" if c.get("test_macro_f1") is None else f"{c['test_macro_f1']:.4f}",
+            "-" if c.get("size_bytes") is None else f"{c['size_bytes'] / 1e6:.2f} MB",
+        ]
+        for c in doc["candidates"]
+    ]
+    headers, cells = table_rows(doc.get("bench") or [])
+    return [
+        "<h2>Outcome</h2>",
+        f"<p>This run serves <b>{html.escape(served)}</b>: validation macro-F1 "
+        f"{doc['val_macro_f1']:.4f}, the best of {len(doc['candidates'])} models by validation "
+        f"score (the test split only reports: {doc['test_macro_f1']:.4f}). Serve it with "
+        f"<code>{html.escape(doc['command'])}</code>.</p>",
+        html_table(["model", "val macro-F1", "test macro-F1", "size"], rows),
+        "<p>The served model beside Naive Bayes on the test split, one thread, each in a fresh "
+        "process:</p>",
+        html_table(headers, cells) if cells else "",
+    ]
+
+
+def _timings_section(timings: list[dict]) -> list[str]:
+    rows = [[t["stage"], t["action"], f"{t['seconds']:.0f}"] for t in timings]
+    total = sum(t["seconds"] for t in timings)
+    rows.append(["total", "", f"{total:.0f}"])
+    return ["<h2>Stage timings</h2>", html_table(["stage", "this run", "wall s"], rows)]
+
+
 def render_run_report(run_dir: Path, results: dict[str, Any]) -> str:
     sections = [f"<h1>lmforge run: {html.escape(run_dir.name)}</h1>"]
+    if "serving" in results:
+        sections += _outcome_section(results["serving"])
+    if results.get("timings"):
+        sections += _timings_section(results["timings"])
     if "corpus" in results:
         sections += _corpus_section(run_dir, results["corpus"])
     if results.get("tokenizer"):
