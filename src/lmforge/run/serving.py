@@ -24,6 +24,9 @@ from lmforge.run.recipe import Recipe
 
 SERVING_FILE = "serving.json"
 NB_NAME = "nb"
+# batch 1 (one request at a time) and 32 (a busy server's micro-batch) are what an operator
+# compares; `lmforge bench` sweeps more
+SWEEP_BATCHES = (1, 32)
 
 
 def _val_macro_f1(directory: Path, texts: list[str], labels) -> float:
@@ -111,7 +114,10 @@ def choose_and_install(recipe: Recipe, folder: Path, console: Console) -> dict:
     threads = recipe.compress.threads if recipe.compress is not None else 1
     texts, labels = data.test_texts, [str(x) for x in data.test_labels.tolist()]
     with console.status(f"benchmarking the served model beside {NB_NAME}"):
-        rows = bench_mod.bench(targets, texts, labels, threads=threads, latency_n=latency_n)
+        rows = bench_mod.bench(
+            targets, texts, labels, threads=threads, latency_n=latency_n,
+            sweep_n=256, batch_sizes=SWEEP_BATCHES,
+        )  # fmt: skip
     rows[0]["variant"] = f"served: {chosen['name']}"
     served_meta = read_model_meta(folder)
     doc = {
