@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from lmforge.errors import LmforgeError
+from lmforge.terminal import make_console
 
 DEFAULT_COMPARE = "nb,svm,lr,dt,rf,gb,svm:features=char"
 
@@ -23,7 +24,7 @@ DEFAULT_COMPARE = "nb,svm,lr,dt,rf,gb,svm:features=char"
 
 
 def _console() -> Console:
-    return Console()
+    return make_console()
 
 
 def train_model(

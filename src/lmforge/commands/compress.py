@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from lmforge.errors import LmforgeError
+from lmforge.terminal import make_console
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -43,7 +44,7 @@ def predict_texts(
         for text, a in zip(texts, answers, strict=True):
             sys.stdout.write(json.dumps({"text": text, **a}, ensure_ascii=False) + "\n")
         return answers
-    console = console or Console()
+    console = console or make_console()
     t = Table(title=f"{predictor.name} ({predictor.backend_name})")
     t.add_column("text")
     t.add_column("label")
@@ -120,7 +121,7 @@ def register(app: typer.Typer) -> None:
         from lmforge.compress.chain import compress
 
         sources = None if corpus_sources.strip() == "all" else tuple(_split([corpus_sources]))
-        console = Console()
+        console = make_console()
         manifest = compress(
             model_dir, out, data, _split(distill), _split(prune), _split(quantize),
             _split(export), corpus, sources, max_unlabelled, tokenizer, temperature, alpha,
@@ -177,7 +178,7 @@ def register(app: typer.Typer) -> None:
             targets.append(bench_mod.PIPELINE_PREFIX + str(pipeline_baseline))
         targets += [str(d) for d in model_dirs]
         texts, labels = bench_mod.test_split(data, seed, limit)
-        console = Console()
+        console = make_console()
         with console.status(f"benchmarking {len(targets)} variant(s), one process each"):
             rows = bench_mod.bench(targets, texts, labels, threads=threads, latency_n=latency_n)
         rows = bench_mod.add_ratios(rows, targets[0] if pipeline_baseline is not None else None)

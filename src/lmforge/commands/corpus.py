@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from lmforge.errors import LmforgeError
+from lmforge.terminal import make_console
 
 corpus_app = typer.Typer(
     help="Build a pre-training corpus: read, normalize, filter, mask PII, deduplicate."
@@ -64,7 +64,7 @@ def build(
         from lmforge.run.stages import corpus_config
 
         loaded = load_recipe(recipe)
-        config = corpus_config(loaded, Console())  # with the classification holdout, as `run`
+        config = corpus_config(loaded, make_console())  # with the classification holdout, as `run`
         out = out or loaded.run_dir() / "corpus"
     if workers is not None:
         config = config.model_copy(update={"workers": workers})
@@ -78,7 +78,7 @@ def build(
     manifest = build_corpus(config, out, overwrite=overwrite)
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     print_summary(stats)
-    Console().print(
+    make_console().print(
         f"corpus: {out}  (report: {out / 'report.html'}, {manifest['seconds']:.1f} s)"
         if "seconds" in manifest
         else f"corpus: {out}"

@@ -19,9 +19,10 @@ def run(
     """Run every stage of a recipe; unchanged stages are skipped, interrupted ones resume."""
     from lmforge.run.recipe import load_recipe
     from lmforge.run.stages import run_recipe
+    from lmforge.terminal import make_console
 
     loaded = load_recipe(recipe)
-    run_recipe(loaded, workers=workers)
+    run_recipe(loaded, workers=workers, console=make_console())
     typer.echo(f"run folder: {loaded.run_dir()}  (report: {loaded.run_dir() / 'report.html'})")
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lmforge.errors import LmforgeError
+from lmforge.terminal import make_console
 
 tokenizer_app = typer.Typer(
     name="tokenizer",
@@ -25,7 +25,7 @@ def _summary(title: str, rows: list[tuple[str, str]]) -> None:
     table.add_column()
     for key, value in rows:
         table.add_row(key, value)
-    Console().print(table)
+    make_console().print(table)
 
 
 @tokenizer_app.command("train")

@@ -79,15 +79,14 @@ def compress(
     console=None,
 ) -> dict:
     """Run the requested steps; returns the manifest (also written to ``OUT/manifest.json``)."""
-    from rich.console import Console
-
     from lmforge.classify.data import load_classification_data
     from lmforge.compress import distill as distill_mod
     from lmforge.compress import export as export_mod
     from lmforge.compress import prune as prune_mod
     from lmforge.compress import quantize as quantize_mod
+    from lmforge.terminal import make_console
 
-    console = console or Console()
+    console = console or make_console()
     out = Path(out)
     distill, prune, quantize, export = distill or [], prune or [], quantize or [], export or []
     for q in quantize:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lmforge.report_html import html_page, html_table, png_img, pyplot
+from lmforge.terminal import make_console
 
 
 def _plots(stats: dict[str, Any]) -> dict[str, str]:
@@ -172,7 +173,7 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
 
 def print_summary(stats: dict[str, Any], console: Console | None = None) -> None:
     """The one-screen summary printed after a build and by ``lmforge corpus stats``."""
-    console = console or Console()
+    console = console or make_console()
     table = Table(title="corpus steps")
     columns = ["step", "in", "out", "removed", "%", "seconds", "docs/s"]
     for header in columns:

@@ -28,6 +28,7 @@ from rich.console import Console
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
 from lmforge.run.recipe import ClassifyStage
+from lmforge.terminal import make_console
 
 HELDOUT_DIR = "heldout"
 ROW_FILE = "leaderboard_row.json"
@@ -121,7 +122,7 @@ def run_classify(
     from lmforge.classify.estimator import make_model
     from lmforge.classify.evaluate import leaderboard_table, train_and_evaluate, write_leaderboard
 
-    console = console or Console()
+    console = console or make_console()
     out = run_dir / "classify"
     data = load_classification_data(config.data, config.text_col, config.label_col, seed)
     corpus_dir = run_dir / "corpus"
