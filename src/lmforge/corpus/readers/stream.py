@@ -17,6 +17,7 @@ import fsspec
 
 from lmforge.corpus.document import BadRecord
 from lmforge.corpus.readers.encoding import looks_binary
+from lmforge.corpus.remote import one_line
 
 if TYPE_CHECKING:
     from lmforge.corpus.sources import Shard
@@ -70,6 +71,12 @@ try:  # zstandard is a dependency, but keep the reader importable without it
 
     READ_ERRORS = (*READ_ERRORS, zstandard.ZstdError)
 except ImportError:  # pragma: no cover
+    pass
+try:  # the HTTP driver's errors (a connection cut while reading); aiohttp is optional
+    import aiohttp
+
+    READ_ERRORS = (*READ_ERRORS, aiohttp.ClientError)
+except ImportError:
     pass
 
 
@@ -169,7 +176,7 @@ class InputStream:
         reason = _read_error_reason(self.error)
         where = f"after line {self.lines}" if self.lines else f"after {self.offset} bytes"
         what = "file ends early" if reason == "truncated_file" else "file is corrupt"
-        detail = f"{self.path}: {what} ({self.error}) {where}; records before it are kept"
+        detail = f"{self.path}: {what} ({one_line(self.error)}) {where}; records before it are kept"
         return BadRecord(file_id(shard), reason, detail)
 
 
@@ -290,8 +297,8 @@ def read_file(
     fid = file_id(shard)
     try:
         stream = open_input(shard, decompress=decompress)
-    except (OSError, ValueError) as exc:
-        yield BadRecord(fid, "unreadable_file", f"{shard.path}: cannot open: {exc}")
+    except (OSError, ValueError, *READ_ERRORS) as exc:
+        yield BadRecord(fid, "unreadable_file", f"{shard.path}: cannot open: {one_line(exc)}")
         return
     try:
         sample = stream.sample()

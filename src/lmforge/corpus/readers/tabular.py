@@ -22,6 +22,7 @@ from lmforge.corpus.readers.stream import (
     strip_compression,
 )
 from lmforge.corpus.readers.text import MAX_BYTES_PER_CHAR, not_text_record, stream_encoding
+from lmforge.corpus.remote import one_line
 
 if TYPE_CHECKING:
     from lmforge.corpus.sources import FileSource, Shard
@@ -199,8 +200,8 @@ def read_parquet(shard: Shard, source: FileSource) -> Iterator[Record]:
     fid = file_id(shard)
     try:
         handle = open_binary(shard.path)
-    except (OSError, ValueError) as exc:
-        yield BadRecord(fid, "unreadable_file", f"{shard.path}: cannot open: {exc}")
+    except (OSError, ValueError, *READ_ERRORS) as exc:
+        yield BadRecord(fid, "unreadable_file", f"{shard.path}: cannot open: {one_line(exc)}")
         return
     row = 0
     try:
