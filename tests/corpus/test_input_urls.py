@@ -71,8 +71,17 @@ def test_fifo_and_socket_in_an_input_folder_are_skipped_and_counted(tmp_path, re
 def test_special_files_are_named_in_their_records(tmp_path):
     os.mkfifo(tmp_path / "pipe.txt")
     source = FileSource(paths=[str(tmp_path)], name="s")
-    (shard,) = plan_shards([source])
-    (record,) = list(read_shard(shard, source))
+    records: list = []
+
+    def read_all() -> None:
+        for shard in plan_shards([source]):
+            records.extend(read_shard(shard, source))
+
+    reader = threading.Thread(target=read_all, daemon=True)  # a hang must not hang the suite
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "reading a folder holding a FIFO blocked"
+    (record,) = records
     assert (record.id, record.reason) == ("s/pipe.txt", "not_regular_file")
     assert f"{tmp_path / 'pipe.txt'}: a FIFO" in record.detail
 
