@@ -43,7 +43,7 @@ from lmforge.corpus.rank import RankTask, run_rank
 from lmforge.corpus.sources import Shard, plan_shards
 from lmforge.corpus.stats import LENGTH_EDGES, RankStats
 from lmforge.corpus.step import REMOVED_SCHEMA, StepLog
-from lmforge.corpus.writer import AtomicParquetWriter, write_json_atomic
+from lmforge.corpus.writer import AtomicParquetWriter, write_json_atomic, writing
 from lmforge.errors import LmforgeError
 
 __all__ = ["build_corpus", "run_resolve", "ResolveTask"]
@@ -67,11 +67,12 @@ def run_resolve(task: ResolveTask) -> dict[str, Any]:
     index = plan_stages(config)[task.stage].global_step
     step = build_step_cached(task.config_key, index)
     scratch = layout.work / f"global{task.stage}" / "scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
     log = StepLog()
     started = time.perf_counter()
     files = [layout.stage_sigs(task.stage, r) for r in range(task.ranks)]
-    removals = step.resolve(files, scratch, log)
+    with writing(scratch, lambda: None):  # a full disk is one line; the rerun redoes this step
+        scratch.mkdir(parents=True, exist_ok=True)
+        removals = step.resolve(files, scratch, log)
     seconds = time.perf_counter() - started
     writer = AtomicParquetWriter(layout.resolved(task.stage), REMOVED_SCHEMA)
     writer.write(removals.select(REMOVED_SCHEMA.names))
@@ -262,7 +263,8 @@ def _finalize(
         "versions": _versions(),
         "timings": stats["timings"],
     }
-    write_report(out, stats, manifest)
+    with writing(out / "report.html", lambda: None):
+        write_report(out, stats, manifest)
     return manifest
 
 
