@@ -2,7 +2,8 @@
 
 Execution model (see DESIGN.md):
 
-- A *rank* is one input shard. Ranks are independent and deterministic, so the
+- A *rank* is one input shard, or consecutive small files of one source
+  (:func:`~lmforge.corpus.plan.plan_ranks`). Ranks are independent and deterministic, so the
   output does not depend on how many workers run them, nor on interruptions.
 - The recipe's step list is cut at every global step (deduplication) into
   *stages*. Stage k, on every rank, reads its input (the shard for stage 0, else
@@ -36,6 +37,7 @@ from lmforge.corpus.plan import (
     config_from_key,
     config_hash,
     config_key,
+    plan_ranks,
     plan_stages,
     step_key,
 )
@@ -126,8 +128,9 @@ def build_corpus(
     if not shards:
         raise LmforgeError("the sources list no input shards")
     stages = plan_stages(config)
+    ranks = plan_ranks(shards)
     write_json_atomic(
-        plan_path, {"config_hash": digest, "ranks": len(shards), "stages": len(stages)}
+        plan_path, {"config_hash": digest, "ranks": len(ranks), "stages": len(stages)}
     )
 
     stage_stats: list[RankStats] = []
@@ -136,8 +139,8 @@ def build_corpus(
     for number, stage in enumerate(stages):
         t0 = time.perf_counter()
         todo = [
-            RankTask(key, str(out), number, rank, shard)
-            for rank, shard in enumerate(shards)
+            RankTask(key, str(out), number, rank, group[0], group[1:])
+            for rank, group in enumerate(ranks)
             if not layout.marker(number, rank).exists()
         ]
         names = [config.steps[i].type for i in stage.doc_steps]
@@ -145,7 +148,7 @@ def build_corpus(
         if todo:
             executor.map(run_rank, todo, label)
         merged = RankStats()
-        for rank in range(len(shards)):
+        for rank in range(len(ranks)):
             merged.merge(RankStats.from_json(json.loads(layout.marker(number, rank).read_text())))
         stage_stats.append(merged)
         timings[f"stage{number}"] = time.perf_counter() - t0
@@ -155,7 +158,7 @@ def build_corpus(
             if not marker.exists():
                 executor_label = f"resolve {config.steps[stage.global_step].type}"
                 LocalExecutor(1).map(
-                    run_resolve, [ResolveTask(key, str(out), number, len(shards))], executor_label
+                    run_resolve, [ResolveTask(key, str(out), number, len(ranks))], executor_label
                 )
             global_results.append(json.loads(marker.read_text()))
             timings[f"global{number}"] = time.perf_counter() - t0
@@ -254,7 +257,7 @@ def _finalize(
         "config_hash": config_hash(config),
         "config": config.model_dump(mode="json"),
         "inputs": [dataclasses.asdict(s) for s in shards],
-        "ranks": len(shards),
+        "ranks": len(plan_ranks(shards)),
         "stages": len(stages),
         "counts": stats["counts"],
         "outputs": files,

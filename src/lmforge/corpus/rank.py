@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,11 +36,20 @@ REMOVED_LOG_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class RankTask:
+    """One stage of one rank. A rank reads ``shard`` and then ``more_shards`` (consecutive
+    small files of the same source, grouped by :func:`~lmforge.corpus.plan.plan_ranks`);
+    a task built with one shard, as before grouping existed, reads just that one."""
+
     config_key: str
     out: str
     stage: int
     rank: int
     shard: Shard
+    more_shards: tuple[Shard, ...] = ()
+
+    @property
+    def shards(self) -> tuple[Shard, ...]:
+        return (self.shard, *self.more_shards)
 
 
 def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -285,8 +295,9 @@ def run_rank(task: RankTask) -> dict[str, Any]:
     config = run.config
     try:
         if task.stage == 0:
-            source = config.sources[task.shard.source_index]
-            for items in _batches(read_shard(task.shard, source), config.batch_size):
+            source = config.sources[task.shard.source_index]  # the same for every shard
+            records = itertools.chain.from_iterable(read_shard(s, source) for s in task.shards)
+            for items in _batches(records, config.batch_size):
                 docs = run.run_steps(run.read_batch(items))
                 run.emit(docs_to_table(docs), docs)
         else:
