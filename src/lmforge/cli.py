@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lmforge.errors import LmforgeError
 
@@ -37,7 +38,10 @@ def main() -> None:
     try:
         app()
     except LmforgeError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        message = escape(str(exc))  # a path or an extra such as lmforge[s3] is not markup
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

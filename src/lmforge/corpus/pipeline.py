@@ -2,7 +2,8 @@
 
 Execution model (see docs/architecture.md and docs/corpus.md):
 
-- A *rank* is one input shard. Ranks are independent and deterministic, so the
+- A *rank* is one input shard, or consecutive small files of one source
+  (:func:`~lmforge.corpus.plan.plan_ranks`). Ranks are independent and deterministic, so the
   output does not depend on how many workers run them, nor on interruptions.
 - The recipe's step list is cut at every global step (deduplication) into
   *phases*. Phase k, on every rank, reads its input (the shard for phase 0, else
@@ -37,13 +38,14 @@ from lmforge.corpus.plan import (
     config_hash,
     config_key,
     plan_phases,
+    plan_ranks,
     step_key,
 )
 from lmforge.corpus.rank import RankTask, run_rank
 from lmforge.corpus.sources import Shard, plan_shards
 from lmforge.corpus.stats import LENGTH_EDGES, RankStats
 from lmforge.corpus.step import REMOVED_SCHEMA, StepLog
-from lmforge.corpus.writer import AtomicParquetWriter, write_json_atomic
+from lmforge.corpus.writer import AtomicParquetWriter, write_json_atomic, writing
 from lmforge.errors import LmforgeError
 
 __all__ = ["build_corpus", "run_resolve", "ResolveTask"]
@@ -67,11 +69,12 @@ def run_resolve(task: ResolveTask) -> dict[str, Any]:
     index = plan_phases(config)[task.phase].global_step
     step = build_step_cached(task.config_key, index)
     scratch = layout.work / f"global{task.phase}" / "scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
     log = StepLog()
     started = time.perf_counter()
     files = [layout.phase_sigs(task.phase, r) for r in range(task.ranks)]
-    removals = step.resolve(files, scratch, log)
+    with writing(scratch, lambda: None):  # a full disk is one line; the rerun redoes this step
+        scratch.mkdir(parents=True, exist_ok=True)
+        removals = step.resolve(files, scratch, log)
     seconds = time.perf_counter() - started
     writer = AtomicParquetWriter(layout.resolved(task.phase), REMOVED_SCHEMA)
     writer.write(removals.select(REMOVED_SCHEMA.names))
@@ -125,8 +128,9 @@ def build_corpus(
     if not shards:
         raise LmforgeError("the sources list no input shards")
     phases = plan_phases(config)
+    ranks = plan_ranks(shards)
     write_json_atomic(
-        plan_path, {"config_hash": digest, "ranks": len(shards), "phases": len(phases)}
+        plan_path, {"config_hash": digest, "ranks": len(ranks), "phases": len(phases)}
     )
 
     phase_stats: list[RankStats] = []
@@ -135,8 +139,8 @@ def build_corpus(
     for number, phase in enumerate(phases):
         t0 = time.perf_counter()
         todo = [
-            RankTask(key, str(out), number, rank, shard)
-            for rank, shard in enumerate(shards)
+            RankTask(key, str(out), number, rank, group[0], group[1:])
+            for rank, group in enumerate(ranks)
             if not layout.marker(number, rank).exists()
         ]
         names = [config.steps[i].type for i in phase.doc_steps]
@@ -144,7 +148,7 @@ def build_corpus(
         if todo:
             executor.map(run_rank, todo, label)
         merged = RankStats()
-        for rank in range(len(shards)):
+        for rank in range(len(ranks)):
             merged.merge(RankStats.from_json(json.loads(layout.marker(number, rank).read_text())))
         phase_stats.append(merged)
         timings[f"phase{number}"] = time.perf_counter() - t0
@@ -154,7 +158,7 @@ def build_corpus(
             if not marker.exists():
                 executor_label = f"resolve {config.steps[phase.global_step].type}"
                 LocalExecutor(1).map(
-                    run_resolve, [ResolveTask(key, str(out), number, len(shards))], executor_label
+                    run_resolve, [ResolveTask(key, str(out), number, len(ranks))], executor_label
                 )
             global_results.append(json.loads(marker.read_text()))
             timings[f"global{number}"] = time.perf_counter() - t0
@@ -253,7 +257,7 @@ def _finalize(
         "config_hash": config_hash(config),
         "config": config.model_dump(mode="json"),
         "inputs": [dataclasses.asdict(s) for s in shards],
-        "ranks": len(shards),
+        "ranks": len(plan_ranks(shards)),
         "phases": len(phases),
         "counts": stats["counts"],
         "outputs": files,
@@ -262,7 +266,8 @@ def _finalize(
         "versions": _versions(),
         "timings": stats["timings"],
     }
-    write_report(out, stats, manifest)
+    with writing(out / "report.html", lambda: None):
+        write_report(out, stats, manifest)
     return manifest
 
 

@@ -11,7 +11,16 @@ from typing import Any
 
 from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.registry import build_step
+from lmforge.corpus.sources import Shard
 from lmforge.corpus.step import GlobalStep
+
+# Ranks from many small files: a rank reads consecutive whole files of one source up to
+# RANK_BYTES, or up to total/MIN_RANKS when that is less (so that small inputs still spread
+# over MIN_RANKS ranks, i.e. cores). Fixed numbers, never the worker count: the output must
+# not depend on it. 2,000 one-line files become ~16 ranks, not 2,000 (each writing a data
+# part and a removed log per stage).
+RANK_BYTES = 64 * 2**20
+MIN_RANKS = 16
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,35 @@ def plan_phases(config: CorpusConfig) -> list[Phase]:
             current.append(index)
     phases.append(Phase(tuple(current), None))
     return phases
+
+
+def plan_ranks(shards: list[Shard]) -> list[tuple[Shard, ...]]:
+    """Group the (sorted) shards into ranks: consecutive whole files of the same source while
+    their sizes add up to at most the capacity (see :data:`RANK_BYTES`); a file at or over
+    it, a file of unknown size and a line range of a built-in data set are ranks of their
+    own. Deterministic: the same shards always give the same ranks."""
+    sizes = [s.size for s in shards if s.size is not None]
+    capacity = min(RANK_BYTES, -(-sum(sizes) // MIN_RANKS)) if sizes else 0
+    ranks: list[tuple[Shard, ...]] = []
+    group: list[Shard] = []
+    group_bytes = 0
+    for shard in shards:
+        groupable = shard.size is not None and shard.size < capacity and shard.stop is None
+        if group and (
+            not groupable
+            or shard.source_index != group[0].source_index
+            or group_bytes + shard.size > capacity
+        ):
+            ranks.append(tuple(group))
+            group, group_bytes = [], 0
+        if groupable:
+            group.append(shard)
+            group_bytes += shard.size
+        else:
+            ranks.append((shard,))
+    if group:
+        ranks.append(tuple(group))
+    return ranks
 
 
 def config_key(config: CorpusConfig) -> str:

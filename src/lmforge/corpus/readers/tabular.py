@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from lmforge.corpus.readers.stream import (
     strip_compression,
 )
 from lmforge.corpus.readers.text import MAX_BYTES_PER_CHAR, not_text_record, stream_encoding
+from lmforge.corpus.remote import one_line
 
 if TYPE_CHECKING:
     from lmforge.corpus.sources import FileSource, Shard
@@ -42,30 +44,59 @@ def read_csv(shard: Shard, source: FileSource) -> Iterator[Record]:
 
 class _LineFeed:
     """Decoded lines for csv.reader, remembering which lines could not be decoded or were
-    too long, so the row that holds them becomes a BadRecord."""
+    too long, so the row that holds them becomes a BadRecord.
+
+    It also remembers the lines handed out since the last row (:meth:`take_row`), and lines
+    pushed back (:meth:`replay`) are handed out again first: an unclosed quote makes csv
+    read on to the end of the file, and the lines after the bad one are parsed again as
+    rows of their own. An iterator class, not a generator, so that it can hand out
+    replayed lines after it was exhausted once.
+    """
 
     def __init__(self, stream: InputStream, encoding: str, max_bytes: int):
         self.lines = iter_lines(stream, max_bytes)
         self.encoding = encoding
         self.problems: dict[int, tuple[str, str]] = {}
+        self.taken: list[tuple[int, str]] = []
+        self.pending: deque[tuple[int, str]] = deque()
+        self.exhausted = False
 
-    def __iter__(self) -> Iterator[str]:
-        for lineno, raw in self.lines:
-            if raw is None:
-                self.problems[lineno] = ("too_long", "line longer than the limit")
-                yield "\n"
-                continue
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        if self.pending:
+            item = self.pending.popleft()
+        else:
             try:
-                yield raw.decode(self.encoding) + "\n"
-            except UnicodeDecodeError as exc:
-                bad = raw[exc.start : exc.end]
-                self.problems[lineno] = (
-                    "invalid_encoding",
-                    f"invalid {self.encoding} bytes {bad!r}",
-                )
-                yield raw.decode(self.encoding, errors="replace") + "\n"
+                lineno, raw = next(self.lines)
+            except StopIteration:
+                self.exhausted = True
+                raise
+            item = (lineno, self._decode(lineno, raw))
+        self.taken.append(item)
+        return item[1]
+
+    def _decode(self, lineno: int, raw: bytes | None) -> str:
+        if raw is None:
+            self.problems[lineno] = ("too_long", "line longer than the limit")
+            return "\n"
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            return raw.decode(self.encoding) + "\n"
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.end]
+            self.problems[lineno] = ("invalid_encoding", f"invalid {self.encoding} bytes {bad!r}")
+            return raw.decode(self.encoding, errors="replace") + "\n"
+
+    def take_row(self) -> list[tuple[int, str]]:
+        """The (line number, text) of every line the last row was parsed from."""
+        taken, self.taken = self.taken, []
+        return taken
+
+    def replay(self, lines: list[tuple[int, str]]) -> None:
+        self.pending.extendleft(reversed(lines))
 
     def problem_in(self, first: int, last: int) -> tuple[int, str, str] | None:
         for lineno in range(first, last + 1):
@@ -73,6 +104,17 @@ class _LineFeed:
                 reason, what = self.problems.pop(lineno)
                 return lineno, reason, what
         return None
+
+
+def _ends_inside_quotes(lines: list[tuple[int, str]], delimiter: str) -> bool:
+    """True when these lines end inside a quoted field (a quote never closed): the lenient
+    csv.reader returns such a row at the end of the file instead of saying so."""
+    try:
+        for _ in csv.reader((text for _, text in lines), delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _csv_body(shard: Shard, source: FileSource, stream: InputStream) -> Iterator[Record]:
@@ -90,27 +132,44 @@ def _csv_body(shard: Shard, source: FileSource, stream: InputStream) -> Iterator
         detail = f"{shard.path}:1: unreadable header row ({exc})"
         yield BadRecord(file_id(shard), "malformed_csv", detail)
         return
+    feed.take_row()
     if header is None:
         if stream.error is None:
             yield BadRecord(file_id(shard), "empty_file", f"{shard.path}: no header row")
         return
-    row, first_line = 0, reader.line_num + 1
+    row = 0
     while True:
+        error: csv.Error | None = None
         try:
             values = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            row += 1
-            where = f"{shard.path}:{first_line}"
-            reason = "too_long" if "field limit" in str(exc) else "malformed_csv"
-            yield BadRecord(record_id(shard, row), reason, f"{where}: {exc}")
-            first_line = reader.line_num + 1
-            continue
+            error, values = exc, []
+        lines = feed.take_row()
+        if not lines:  # an error before any line was taken: nothing left to read
+            break
         row += 1
-        where, rid = f"{shard.path}:{first_line}", record_id(shard, row)
-        problem = feed.problem_in(first_line, reader.line_num)
-        line, first_line = first_line, reader.line_num + 1
+        first, last = lines[0][0], lines[-1][0]
+        where, rid = f"{shard.path}:{first}", record_id(shard, row)
+        if len(lines) > 1 and (
+            error is not None
+            or len(values) != len(header)
+            or (feed.exhausted and _ends_inside_quotes(lines, delimiter))
+        ):
+            # A quote opened on the first line and never closed took the following lines
+            # with it: that line is the bad row; the lines after it are read again as rows.
+            feed.problems.pop(first, None)
+            detail = f"{where}: unclosed quote (the field runs on to line {last}); row skipped"
+            yield BadRecord(rid, "malformed_csv", detail)
+            feed.replay(lines[1:])
+            continue
+        if error is not None:
+            reason = "too_long" if "field limit" in str(error) else "malformed_csv"
+            feed.problem_in(first, last)
+            yield BadRecord(rid, reason, f"{where}: {error}")
+            continue
+        problem = feed.problem_in(first, last)
         if problem is not None:
             lineno, reason, what = problem
             yield BadRecord(rid, reason, f"{shard.path}:{lineno}: {what}")
@@ -120,8 +179,8 @@ def _csv_body(shard: Shard, source: FileSource, stream: InputStream) -> Iterator
             detail = f"{where}: {len(values)} fields, the header has {len(header)}"
             yield BadRecord(rid, "malformed_csv", detail)
         else:
-            base = {"source": shard.source_name, "file": shard.path, "row": row, "line": line}
-            base["encoding"] = encoding
+            base = {"source": shard.source_name, "file": shard.path, "row": row, "line": first}
+            base["encoding"] = stream.transcoded_from or encoding
             yield record_to_document(
                 shard, source, dict(zip(header, values, strict=True)), row, where, base
             )
@@ -141,8 +200,8 @@ def read_parquet(shard: Shard, source: FileSource) -> Iterator[Record]:
     fid = file_id(shard)
     try:
         handle = open_binary(shard.path)
-    except (OSError, ValueError) as exc:
-        yield BadRecord(fid, "unreadable_file", f"{shard.path}: cannot open: {exc}")
+    except (OSError, ValueError, *READ_ERRORS) as exc:
+        yield BadRecord(fid, "unreadable_file", f"{shard.path}: cannot open: {one_line(exc)}")
         return
     row = 0
     try:

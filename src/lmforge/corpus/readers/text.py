@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from lmforge.corpus.document import BadRecord, Document
-from lmforge.corpus.readers.encoding import codec_name, detect_encoding
+from lmforge.corpus.readers.encoding import codec_name, detect_encoding, needs_transcoding
 from lmforge.corpus.readers.fields import record_to_document
 from lmforge.corpus.readers.stream import (
     SAMPLE_BYTES,
@@ -26,13 +26,19 @@ MAX_BYTES_PER_CHAR = 4  # UTF-8 and GB18030 use at most 4 bytes per character
 
 
 def stream_encoding(stream: InputStream, declared: str) -> str | None:
-    """The codec for this stream: the configured one, or detected from its first 64 KB
-    (None: not text)."""
+    """The codec to decode this stream's lines with: the configured one, or detected from its
+    first 64 KB (None: not text). A UTF-16/32 stream is transcoded to UTF-8 on the fly (its
+    newlines are not one byte), and "utf-8" is returned for it."""
     if declared != "auto":
-        return codec_name(declared)
-    sample = stream.sample()
-    complete = len(sample) < SAMPLE_BYTES and stream.error is None
-    return detect_encoding(sample, complete=complete)
+        encoding = codec_name(declared)
+    else:
+        sample = stream.sample()
+        complete = len(sample) < SAMPLE_BYTES and stream.error is None
+        encoding = detect_encoding(sample, complete=complete)
+    if encoding is not None and needs_transcoding(encoding):
+        stream.transcode_to_utf8(encoding)
+        return "utf-8"
+    return encoding
 
 
 def not_text_record(shard: Shard) -> BadRecord:
@@ -86,7 +92,7 @@ def _txt_per_line(shard: Shard, source: FileSource, stream: InputStream) -> Iter
             yield BadRecord(rid, "empty_text", f"{where}: empty line")
         else:
             meta = {"source": shard.source_name, "file": shard.path, "line": lineno}
-            meta["encoding"] = encoding
+            meta["encoding"] = stream.transcoded_from or encoding
             yield Document(rid, text, meta)
 
 
@@ -117,7 +123,8 @@ def _txt_per_file(shard: Shard, source: FileSource, stream: InputStream) -> Iter
     elif not text.strip():
         yield BadRecord(rid, "empty_text", f"{shard.path}: only whitespace")
     else:
-        meta = {"source": shard.source_name, "file": shard.path, "encoding": encoding}
+        meta = {"source": shard.source_name, "file": shard.path}
+        meta["encoding"] = stream.transcoded_from or encoding
         yield Document(rid, text, meta)
 
 
