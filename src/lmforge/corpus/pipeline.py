@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.corpus.config import CorpusConfig
+from lmforge.corpus.executors import make_executor
 from lmforge.corpus.executors.base import Executor
 from lmforge.corpus.executors.local import LocalExecutor
+from lmforge.corpus.markers import load_marker
 from lmforge.corpus.plan import (
     Layout,
     Stage,
@@ -119,7 +121,7 @@ def build_corpus(
     elif previous == digest and manifest_path.exists() and not plan_path.exists():
         return json.loads(manifest_path.read_text(encoding="utf-8"))
 
-    executor = executor or LocalExecutor(config.workers)
+    executor = executor or make_executor(config)
     started = time.perf_counter()
     shards = plan_shards(config.sources)
     if not shards:
@@ -137,7 +139,7 @@ def build_corpus(
         todo = [
             RankTask(key, str(out), number, rank, shard)
             for rank, shard in enumerate(shards)
-            if not layout.marker(number, rank).exists()
+            if load_marker(layout, number, rank) is None
         ]
         names = [config.steps[i].type for i in stage.doc_steps]
         label = f"stage {number + 1}/{len(stages)}: " + (", ".join(names) or "apply dedup")
@@ -145,7 +147,13 @@ def build_corpus(
             executor.map(run_rank, todo, label)
         merged = RankStats()
         for rank in range(len(shards)):
-            merged.merge(RankStats.from_json(json.loads(layout.marker(number, rank).read_text())))
+            marker = load_marker(layout, number, rank)
+            if marker is None:
+                raise RuntimeError(
+                    f"stage {number} rank {rank}: its files in {out} do not match its completion "
+                    "marker after it ran (is the output folder shared by every node?)"
+                )
+            merged.merge(RankStats.from_json(marker))
         stage_stats.append(merged)
         timings[f"stage{number}"] = time.perf_counter() - t0
         if stage.global_step is not None:
@@ -159,7 +167,9 @@ def build_corpus(
             global_results.append(json.loads(marker.read_text()))
             timings[f"global{number}"] = time.perf_counter() - t0
 
-    manifest = _finalize(config, out, shards, stages, stage_stats, global_results, timings)
+    manifest = _finalize(
+        config, out, shards, stages, stage_stats, global_results, timings, executor.describe()
+    )
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     write_json_atomic(manifest_path, manifest)
     _remove_work(layout)
@@ -203,6 +213,7 @@ def _finalize(
     stage_stats: list[RankStats],
     global_results: list[dict[str, Any]],
     timings: dict[str, float],
+    executor: dict[str, Any],
 ) -> dict[str, Any]:
     """Merge stats, check that every document is accounted for, write stats.json and the report."""
     from lmforge.corpus.report import write_report
@@ -261,6 +272,7 @@ def _finalize(
         "removed_log": "removed/",
         "versions": _versions(),
         "timings": stats["timings"],
+        "executor": executor,
     }
     write_report(out, stats, manifest)
     return manifest
