@@ -37,6 +37,21 @@ def import_ray() -> Any:
     return ray
 
 
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """Fail in seconds on a wrong ``host:port``: Ray itself retries an unreachable GCS for
+    minutes with a warning every few seconds. (``auto`` and ``ray://`` fail fast in Ray.)"""
+    if address == "auto":  # Ray reads RAY_ADDRESS first, else finds the local `ray start`
+        address = os.environ.get("RAY_ADDRESS", "auto")
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=seconds):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(f"cannot reach {address}: {exc}") from None
+
+
 def run_on_node(fn: Callable[[T], R], cwd: str, task: T) -> R:
     """Run ``fn(task)`` in the driver's working directory, so relative paths name the same
     files on every node; refuse to run where the shared storage is not mounted (a task would
@@ -87,6 +102,7 @@ class RayExecutor:
                         logging_level=logging.WARNING,
                     )
                 else:
+                    _check_reachable(address)
                     ray.init(address=address, logging_level=logging.WARNING)
             except ConnectionError as exc:
                 raise LmforgeError(
