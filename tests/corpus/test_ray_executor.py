@@ -158,3 +158,50 @@ def test_driver_killed_mid_build_resumes_without_redoing_ranks(
     assert redone and not (redone & done), f"finished ranks {sorted(redone & done)} were redone"
     assert manifest["output_hash"] == reference["output_hash"]
     assert manifest["counts"] == reference["counts"]
+
+
+@pytest.fixture()
+def two_nodes():
+    """A simulated two-node cluster (two raylets, 1 CPU each) in place of the local Ray."""
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # this test runs last in the module: the fixture above is done with Ray
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "object_store_memory": 80 * 1024**2},
+    )
+    worker = cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2)
+    ray.init(address=cluster.address)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield cluster, worker
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_node_removed_mid_build_finishes_with_identical_output(
+    two_nodes, inputs, reference, tmp_path
+) -> None:
+    import threading
+
+    cluster, worker = two_nodes
+    out = tmp_path / "cluster"
+    removed = threading.Event()
+
+    def remove_after_first_rank() -> None:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if list((out / "_work" / "stage0").glob("done-*.json")):
+                cluster.remove_node(worker, allow_graceful=False)
+                removed.set()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=remove_after_first_rank, daemon=True)
+    watcher.start()
+    manifest = build_corpus(make_config(inputs), out, RayExecutor())
+    watcher.join(timeout=5)
+    assert removed.is_set(), "the node was never removed: the test tested nothing"
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 1
+    assert manifest["executor"]["nodes"] == 2
+    assert manifest["output_hash"] == reference["output_hash"]
+    assert manifest["counts"] == reference["counts"]

@@ -85,6 +85,7 @@ class RayExecutor:
         self.local_cpus = workers or default_workers()
         self._ray: Any = None
         self._remote: Any = None
+        self._nodes: set[str] = set()  # every node alive at some point of the build
 
     # -- cluster ---------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -120,13 +121,17 @@ class RayExecutor:
         cpus = self._connect().cluster_resources().get("CPU", 0)
         return max(1, int(cpus // self.config.cpus_per_task))
 
+    def _see_nodes(self) -> None:
+        self._nodes.update(n["NodeID"] for n in self._connect().nodes() if n.get("Alive"))
+
     def describe(self) -> dict[str, Any]:
+        """The cluster: nodes that took part (alive at the start or end of a map), CPUs now."""
         ray = self._connect()
-        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        self._see_nodes()
         return {
             "type": "ray",
             "address": self.config.address,
-            "nodes": nodes,
+            "nodes": len(self._nodes),
             "cpus": int(ray.cluster_resources().get("CPU", 0)),
             "cpus_per_task": self.config.cpus_per_task,
             "workers": self.workers,
@@ -135,6 +140,7 @@ class RayExecutor:
     # -- tasks -----------------------------------------------------------------------
     def map(self, fn: Callable[[T], R], tasks: Sequence[T], description: str) -> list[R]:
         ray = self._connect()
+        self._see_nodes()
         remote = self._remote.options(
             num_cpus=self.config.cpus_per_task,
             max_retries=self.config.max_retries,
@@ -171,4 +177,5 @@ class RayExecutor:
                         raise
                     progress.advance(bar)
                 submit()
+        self._see_nodes()
         return results  # type: ignore[return-value]
