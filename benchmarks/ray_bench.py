@@ -131,7 +131,11 @@ def main() -> None:
         except ImportError:
             print("\ndatatrove: not installed (pip install -e '.[bench]'); skipped")
             return
-        theirs = run_datatrove(tmp / "inputs", tmp / "datatrove", args.workers, args.shards)
+        try:
+            theirs = run_datatrove(tmp / "inputs", tmp / "datatrove", args.workers, args.shards)
+        except Exception as exc:  # its failure must not hide our figures above
+            print(f"\ndatatrove: failed ({type(exc).__name__}: {exc}); skipped")
+            return
         print()
         print("| datatrove (reader, FTFY, Gopher repetition, PII, writer) | seconds | docs/s |")
         print("|---|---:|---:|")
