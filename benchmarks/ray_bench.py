@@ -13,10 +13,10 @@ drifting over minutes weighs on both sides of each ratio alike. The Ray start it
 reported apart: on a cluster it is already running. All builds must give one output_hash.
 
 Then datatrove's own overhead, measured the same way when it is installed (it is in the
-``bench`` extra): reader → FTFY → Gopher repetition → PII → writer, with its
-LocalPipelineExecutor and its RayPipelineExecutor, same shards and cores: reader → FTFY →
-PII → a length filter → writer (its Gopher and FineWeb filters need spaCy's Chinese word
-tokenizer, not installed here; the executors are what is compared).
+``bench`` extra): its LocalPipelineExecutor, then its RayPipelineExecutor on the same Ray,
+same shards and cores, over reader → FTFY → PII → a length filter → writer (its Gopher and
+FineWeb filters need spaCy's Chinese word tokenizer, not installed here; the executors are
+what is compared).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def main() -> None:
             print(f"\ndatatrove: failed ({type(exc).__name__}: {exc}); skipped")
             return
         print()
-        print("| datatrove (reader, FTFY, Gopher repetition, PII, writer) | seconds | docs/s |")
+        print("| datatrove (reader, FTFY, PII, length filter, writer) | seconds | docs/s |")
         print("|---|---:|---:|")
         for name, s in theirs.items():
             print(f"| {name} executor | {s:.1f} | {n / s:,.0f} |")
