@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors.local import LocalExecutor
@@ -60,3 +61,28 @@ def test_load_marker_checks_every_certified_file(sharded_inputs: Path, tmp_path:
     layout.stage_sigs(0, 0).unlink()
     assert load_marker(layout, 0, 0) is None
     assert load_marker(layout, 0, 1) is None  # never ran
+
+
+def test_collect_markers_waits_for_a_late_marker_then_names_missing_ranks(
+    sharded_inputs: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    from lmforge.corpus.markers import collect_markers
+
+    config = make_config(sharded_inputs)
+    layout = Layout(tmp_path)
+    shards = plan_shards(config.sources)
+    for rank in (0, 1):
+        run_rank(RankTask(config_key(config), str(tmp_path), 0, rank, shards[rank]))
+    # Rank 1's marker shows up late, as a file written on another node can over NFS.
+    marker = layout.marker(0, 1)
+    hidden = marker.with_name("hidden.json")
+    marker.rename(hidden)
+    threading.Timer(0.6, hidden.rename, args=(marker,)).start()
+    markers = collect_markers(layout, 0, 2, grace_seconds=20)
+    assert [m["docs_written"] for m in markers] == [
+        pq.ParquetFile(layout.stage_docs(0, r)).metadata.num_rows for r in (0, 1)
+    ]
+    with pytest.raises(RuntimeError, match=r"stage 0, ranks \[2\]: .*do not match"):
+        collect_markers(layout, 0, 3, grace_seconds=0.2)

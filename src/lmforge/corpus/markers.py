@@ -9,6 +9,7 @@ one, and a rank whose files do not match is simply run again.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,28 @@ def load_marker(layout: Layout, stage: int, rank: int) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):  # missing, half-visible or corrupt
         return None
     return marker
+
+
+def collect_markers(layout: Layout, stage: int, ranks: int, grace_seconds: float = 30.0) -> list:
+    """Every rank's validated marker, in rank order, once the ranks have run.
+
+    A shared file system can show a file written on another node a little late (NFS caches
+    attributes and failed lookups for seconds): a marker that does not check out yet is
+    looked at again for up to ``grace_seconds`` before the build stops with an error.
+    """
+    found: dict[int, dict[str, Any]] = {}
+    deadline = time.monotonic() + grace_seconds
+    while True:
+        for rank in range(ranks):
+            if rank not in found and (marker := load_marker(layout, stage, rank)) is not None:
+                found[rank] = marker
+        if len(found) == ranks:
+            return [found[rank] for rank in range(ranks)]
+        if time.monotonic() > deadline:
+            missing = sorted(set(range(ranks)) - set(found))
+            raise RuntimeError(
+                f"stage {stage}, ranks {missing[:10]}: their files in {layout.out} do not match "
+                f"their completion markers after they ran (is the output folder shared by "
+                f"every node?)"
+            )
+        time.sleep(0.5)

@@ -30,7 +30,7 @@ from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors import make_executor
 from lmforge.corpus.executors.base import Executor
 from lmforge.corpus.executors.local import LocalExecutor
-from lmforge.corpus.markers import load_marker
+from lmforge.corpus.markers import collect_markers, load_marker
 from lmforge.corpus.plan import (
     Layout,
     Stage,
@@ -146,13 +146,7 @@ def build_corpus(
         if todo:
             executor.map(run_rank, todo, label)
         merged = RankStats()
-        for rank in range(len(shards)):
-            marker = load_marker(layout, number, rank)
-            if marker is None:
-                raise RuntimeError(
-                    f"stage {number} rank {rank}: its files in {out} do not match its completion "
-                    "marker after it ran (is the output folder shared by every node?)"
-                )
+        for marker in collect_markers(layout, number, len(shards)):
             merged.merge(RankStats.from_json(marker))
         stage_stats.append(merged)
         timings[f"stage{number}"] = time.perf_counter() - t0
