@@ -43,6 +43,10 @@ def build(
     overwrite: Annotated[
         bool, typer.Option(help="replace a corpus built with another config")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="local or ray (default: the recipe's corpus.executor, else local)"),
+    ] = None,
 ) -> None:
     """Build a corpus from a recipe, or from --input files with the default steps."""
     from lmforge.corpus.config import CorpusConfig, OutputConfig
@@ -75,6 +79,8 @@ def build(
         except ValidationError as exc:
             raise LmforgeError(describe_validation_error(exc, "--format")) from None
         config = config.model_copy(update={"output": output})
+    if executor is not None:
+        config = _with_executor(config, executor)
     manifest = build_corpus(config, out, overwrite=overwrite)
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     print_summary(stats)
@@ -83,6 +89,23 @@ def build(
         if "seconds" in manifest
         else f"corpus: {out}"
     )
+    if "executor" in manifest:
+        ran = manifest["executor"]
+        make_console().print(
+            f"executor: {ran['type']}, {ran['nodes']} node(s), {ran['workers']} workers"
+        )
+
+
+def _with_executor(config, name: str):
+    """``--executor``: keep the recipe's settings when it names the same type, else defaults."""
+    from lmforge.corpus.config import LocalExecutorConfig, RayExecutorConfig
+
+    kinds = {"local": LocalExecutorConfig, "ray": RayExecutorConfig}
+    if name not in kinds:
+        raise LmforgeError(f"--executor {name}: expected one of {', '.join(kinds)}")
+    if config.executor.type == name:
+        return config
+    return config.model_copy(update={"executor": kinds[name]()})
 
 
 @corpus_app.command("stats")

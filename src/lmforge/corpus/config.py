@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -35,6 +35,31 @@ class OutputConfig(BaseModel, extra="forbid"):
     )
 
 
+class LocalExecutorConfig(BaseModel, extra="forbid"):
+    """A process pool on this machine (``workers`` processes)."""
+
+    type: Literal["local"] = "local"
+
+
+class RayExecutorConfig(BaseModel, extra="forbid"):
+    """Ranks as Ray tasks on a cluster whose nodes all see the output folder (docs/distributed.md)."""
+
+    type: Literal["ray"] = "ray"
+    address: str = Field(
+        "auto",
+        description="auto (the cluster `ray start` runs here, or RAY_ADDRESS), "
+        "local (start a private Ray on this machine), host:port or ray://host:10001",
+    )
+    cpus_per_task: float = Field(1, gt=0, description="CPUs Ray reserves for one rank")
+    max_in_flight: int | None = Field(
+        None, ge=1, description="ranks submitted at once; default 2 x the tasks the cluster fits"
+    )
+    max_retries: int = Field(3, ge=0, description="reruns of a rank whose worker or node died")
+
+
+ExecutorConfig = Annotated[LocalExecutorConfig | RayExecutorConfig, Field(discriminator="type")]
+
+
 class CorpusConfig(BaseModel, extra="forbid"):
     """Everything the corpus builder needs. Same config + same inputs → same output bytes."""
 
@@ -45,6 +70,9 @@ class CorpusConfig(BaseModel, extra="forbid"):
     output: OutputConfig = Field(default_factory=OutputConfig)
     workers: int | None = Field(None, ge=1, description="processes; default = all cores")
     batch_size: int = Field(2048, ge=1, description="documents per batch inside a rank")
+    executor: ExecutorConfig = Field(
+        default_factory=LocalExecutorConfig, description="where ranks run; not part of the output"
+    )
 
     @field_validator("steps", mode="after")
     @classmethod

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.corpus.config import CorpusConfig
+from lmforge.corpus.executors import make_executor
 from lmforge.corpus.executors.base import Executor
 from lmforge.corpus.executors.local import LocalExecutor
+from lmforge.corpus.markers import collect_markers, load_marker
 from lmforge.corpus.plan import (
     Layout,
     Phase,
@@ -122,7 +124,7 @@ def build_corpus(
     elif previous == digest and manifest_path.exists() and not plan_path.exists():
         return json.loads(manifest_path.read_text(encoding="utf-8"))
 
-    executor = executor or LocalExecutor(config.workers)
+    executor = executor or make_executor(config)
     started = time.perf_counter()
     shards = plan_shards(config.sources)
     if not shards:
@@ -141,15 +143,15 @@ def build_corpus(
         todo = [
             RankTask(key, str(out), number, rank, group[0], group[1:])
             for rank, group in enumerate(ranks)
-            if not layout.marker(number, rank).exists()
+            if load_marker(layout, number, rank) is None
         ]
         names = [config.steps[i].type for i in phase.doc_steps]
         label = f"phase {number + 1}/{len(phases)}: " + (", ".join(names) or "apply dedup")
         if todo:
             executor.map(run_rank, todo, label)
         merged = RankStats()
-        for rank in range(len(ranks)):
-            merged.merge(RankStats.from_json(json.loads(layout.marker(number, rank).read_text())))
+        for marker in collect_markers(layout, number, len(ranks)):
+            merged.merge(RankStats.from_json(marker))
         phase_stats.append(merged)
         timings[f"phase{number}"] = time.perf_counter() - t0
         if phase.global_step is not None:
@@ -163,7 +165,9 @@ def build_corpus(
             global_results.append(json.loads(marker.read_text()))
             timings[f"global{number}"] = time.perf_counter() - t0
 
-    manifest = _finalize(config, out, shards, phases, phase_stats, global_results, timings)
+    manifest = _finalize(
+        config, out, shards, phases, phase_stats, global_results, timings, executor.describe()
+    )
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     write_json_atomic(manifest_path, manifest)
     _remove_work(layout)
@@ -207,6 +211,7 @@ def _finalize(
     phase_stats: list[RankStats],
     global_results: list[dict[str, Any]],
     timings: dict[str, float],
+    executor: dict[str, Any],
 ) -> dict[str, Any]:
     """Merge stats, check that every document is accounted for, write stats.json and the report."""
     from lmforge.corpus.report import write_report
@@ -265,6 +270,7 @@ def _finalize(
         "removed_log": "removed/",
         "versions": _versions(),
         "timings": stats["timings"],
+        "executor": executor,
     }
     with writing(out / "report.html", lambda: None):
         write_report(out, stats, manifest)

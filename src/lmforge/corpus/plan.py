@@ -77,8 +77,8 @@ def plan_ranks(shards: list[Shard]) -> list[tuple[Shard, ...]]:
 
 
 def config_key(config: CorpusConfig) -> str:
-    """Canonical JSON of everything that decides the output (not the worker count)."""
-    data = config.model_dump(mode="json", exclude={"workers"})
+    """Canonical JSON of everything that decides the output (not the workers nor the executor)."""
+    data = config.model_dump(mode="json", exclude={"workers", "executor"})
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lmforge.corpus.document import BadRecord, Document
+from lmforge.corpus.markers import describe_files
 from lmforge.corpus.plan import Layout, build_step_cached, config_from_key, plan_phases, step_key
 from lmforge.corpus.sources import Shard, read_shard
 from lmforge.corpus.stats import RankStats, add_lengths
@@ -285,6 +286,12 @@ class RankRun:
             self.sig_writer.close(expected_rows=self.stats.docs_written)
         self.removed_writer.close(expected_rows=self.stats.removed_logged)
         result = self.stats.to_json()
+        written = {w.path: self.stats.docs_written for w in self.doc_writers}
+        if self.sig_writer is not None:
+            written[self.sig_writer.path] = self.stats.docs_written
+        if self.removed_writer.path.exists():  # no removals, no removed-log file
+            written[self.removed_writer.path] = self.stats.removed_logged
+        result["files"] = describe_files(self.layout.out, written)
         write_json_atomic(self.layout.marker(self.task.phase, self.task.rank), result)
         return result
 

@@ -123,6 +123,18 @@ def _sources_html(stats: dict[str, Any]) -> str:
     return html_table(["source", "read", "kept", "removed", "removed %"], rows) if rows else ""
 
 
+def _executor_text(manifest: dict[str, Any]) -> str:
+    """'Built by the ray executor on 2 nodes, 16 workers.' (empty for manifests without it)."""
+    executor = manifest.get("executor")
+    if not executor:
+        return ""
+    nodes = executor["nodes"]
+    return (
+        f"Built by the {html.escape(executor['type'])} executor on {nodes} node"
+        f"{'s' if nodes != 1 else ''}, {executor['workers']} workers."
+    )
+
+
 def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> Path:
     """Write ``out/report.html``: one page, plots inline, nothing fetched from the network."""
     plots = _plots(stats)
@@ -133,7 +145,7 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
         f"<b>{counts['removed']:,}</b> (every removal is in <code>removed/</code> with its step and reason). "
         f"Characters: {stats['chars']['read']:,} read, {stats['chars']['kept']:,} kept. "
         f"Config hash <code>{manifest['config_hash']}</code>, output hash "
-        f"<code>{manifest['output_hash'][:16]}</code>.</p>",
+        f"<code>{manifest['output_hash'][:16]}</code>. {_executor_text(manifest)}</p>",
         _sources_html(stats),
         "<h2>Steps</h2>",
         html_table(STEP_HEADERS, step_rows(stats)),

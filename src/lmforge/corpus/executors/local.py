@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -25,7 +25,8 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
+    """The bar every executor shows: one line per map, tasks done of all, elapsed time."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -46,9 +47,12 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or default_workers()
 
+    def describe(self) -> dict[str, Any]:
+        return {"type": "local", "nodes": 1, "workers": self.workers}
+
     def map(self, fn: Callable[[T], R], tasks: Sequence[T], description: str) -> list[R]:
         results: list[R | None] = [None] * len(tasks)
-        with _progress() as progress:
+        with progress_bar() as progress:
             bar = progress.add_task(description, total=len(tasks))
             if self.workers == 1 or len(tasks) <= 1:
                 for i, task in enumerate(tasks):
