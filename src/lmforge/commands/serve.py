@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from lmforge.commands import trust_model_code_option
 from lmforge.errors import LmforgeError
 
 
@@ -155,6 +156,7 @@ def register(app: typer.Typer) -> None:
             None, "--backend-option", help="KEY=VALUE for the backend, e.g. threads=1 (repeatable)"
         ),
         log_level: str = typer.Option("info", "--log-level"),
+        trust_model_code: bool = trust_model_code_option(),
     ) -> None:
         """Serve a model: POST /v1/classify (or /v1/generate), /metrics, a web page at /."""
         from lmforge.serve.settings import api_keys_from_env
@@ -172,5 +174,6 @@ def register(app: typer.Typer) -> None:
             prediction_log=prediction_log,
             backend=backend,
             backend_options=parse_options(backend_option),
+            trust_model_code=trust_model_code,
         )
         serve(model_dir, host, port, workers, settings, log_level)

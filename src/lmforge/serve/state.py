@@ -50,6 +50,7 @@ class ServeState:
                     backend=self.settings.backend,
                     batch_size=self.settings.model_batch or self.settings.max_batch,
                     max_chars=self.settings.max_chars,
+                    trust_model_code=self.settings.trust_model_code,
                     **self.settings.backend_options,
                 )
             else:
