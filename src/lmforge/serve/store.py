@@ -6,6 +6,11 @@ thread that inserts them in batches, so a response never waits for the database:
 queue is full, or the database fails, rows are dropped and counted (``dropped``; the app
 exports it as ``lmforge_prediction_log_rows_total{outcome="dropped"}``), never raised.
 
+One client's row never costs another client's: text that UTF-8 cannot encode (a lone surrogate
+such as ``"\\ud800"``, which JSON allows) is stored with U+FFFD in its place, and when the
+database refuses a batch for what is in it (not because it is down), the batch is split in
+halves until only the rows it refuses are dropped.
+
 Table ``lmforge_predictions``: id, created_at (UTC), request_id, model, version, text, label,
 score, probabilities (JSON text), truncated.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +32,24 @@ import sqlalchemy as sa
 log = logging.getLogger(__name__)
 
 TABLE = "lmforge_predictions"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value):
+    """``value`` as the database can take it: a str with lone surrogates replaced (U+FFFD)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _is_outage(exc: Exception) -> bool:
+    """The database is unreachable or broken (every row would fail), not refusing a row."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 def database_url(target: str) -> str:
@@ -103,7 +127,9 @@ class PredictionLog:
         now = datetime.now(timezone.utc)
         for row in rows:
             try:
-                self._queue.put_nowait({"created_at": now, **row})
+                self._queue.put_nowait(
+                    {"created_at": now, **{k: storable(v) for k, v in row.items()}}
+                )
             except queue.Full:
                 self._count("dropped", 1)
 
@@ -155,6 +181,11 @@ class PredictionLog:
             with self._engine.begin() as conn:
                 conn.execute(sa.insert(self._table), batch)
         except Exception as exc:
+            if len(batch) > 1 and not _is_outage(exc):
+                half = len(batch) // 2  # the database refused something in it: find what
+                self._write(batch[:half])
+                self._write(batch[half:])
+                return
             log.warning("prediction log: %d rows dropped: %s", len(batch), exc)
             self._count("dropped", len(batch))
         else:
