@@ -67,21 +67,24 @@ def test_cli_hands_settings_to_the_workers(nb_dir, monkeypatch):
     assert served.state.serve.source == nb_dir.resolve()
 
 
-def test_backend_options_reach_the_predictor(nb_dir, wait_ready):
-    """The native backend takes no options: the load fails, /readyz says why, nothing crashes."""
+def test_backend_options_reach_the_predictor(nb_dir, wait_ready, caplog):
+    """The native backend takes no options: the load fails, the server log says why (not
+    /readyz, which anyone can call: the exception names absolute paths), nothing crashes."""
     from fastapi.testclient import TestClient
 
     from lmforge.serve import create_app
 
     settings = ServeSettings(backend_options={"threads": 1})
-    with TestClient(create_app(nb_dir, settings)) as c:
+    app = create_app(nb_dir, settings)
+    with caplog.at_level("ERROR", logger="lmforge.serve"), TestClient(app) as c:
         for _ in range(500):
             r = c.get("/readyz")
             if "failed" in r.text:
                 break
             time.sleep(0.02)
-        assert r.status_code == 503
-        assert "backend 'native' takes no options" in r.json()["detail"]
+    assert r.status_code == 503
+    assert r.json()["detail"] == "model failed to load (the server log says why)"
+    assert "backend 'native' takes no options" in caplog.text
     ok = ServeSettings(model_batch=4)
     with TestClient(create_app(nb_dir, ok)) as c:
         wait_ready(c)
@@ -114,3 +117,28 @@ def test_a_real_server_process_shuts_down_cleanly(nb_dir):
     # uvicorn finishes its graceful shutdown, then re-raises the signal it caught
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out
+
+
+def test_readyz_tells_clients_no_paths_or_exceptions(nb_dir, tmp_path, caplog):
+    """A broken model folder: /readyz used to return the load exception, absolute paths and
+    all, to anyone who asked."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from lmforge.serve import create_app
+
+    broken = tmp_path / "secret-place" / "model"
+    shutil.copytree(nb_dir, broken)
+    (broken / "model.skops").write_bytes(b"not a skops archive")
+    app = create_app(broken, ServeSettings())
+    with caplog.at_level("ERROR", logger="lmforge.serve"), TestClient(app) as c:
+        for _ in range(500):
+            r = c.get("/readyz")
+            if "failed" in r.text:
+                break
+            time.sleep(0.02)
+    assert r.status_code == 503
+    assert "secret-place" not in r.text and "skops" not in r.text
+    assert r.json()["detail"] == "model failed to load (the server log says why)"
+    assert str(broken) in caplog.text  # the operator still learns what and where

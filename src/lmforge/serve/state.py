@@ -88,6 +88,7 @@ class ServeState:
             self.ready = True
             log.info("model %s ready (%s)", self.model.name, self.kind)
         except Exception as exc:
+            # the details (exception, paths) go to the server log; clients see a generic reason
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("loading the model failed")
 
@@ -100,7 +101,7 @@ class ServeState:
     def require_ready(self) -> None:
         if not self.ready:
             detail = (
-                f"model failed to load: {self.load_error}"
+                "model failed to load (the server log says why)"
                 if self.load_error
                 else "model is loading"
             )
