@@ -47,8 +47,12 @@ def test_user_errors_are_one_line(nb_dir, tmp_path):
 def test_cli_hands_settings_to_the_workers(nb_dir, monkeypatch):
     import uvicorn
 
+    import lmforge.commands.serve as serve_command
+
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: seen.update(kw, target=target))
+    # x=on is not an option the native backend takes: keep the start-up load out of this test
+    monkeypatch.setattr(serve_command, "preload", lambda *args: None)
     monkeypatch.setenv("LMFORGE_API_KEYS", "from-env")
     for name in (MODEL_ENV, SETTINGS_ENV):
         monkeypatch.delenv(name, raising=False)
@@ -142,3 +146,44 @@ def test_readyz_tells_clients_no_paths_or_exceptions(nb_dir, tmp_path, caplog):
     assert "secret-place" not in r.text and "skops" not in r.text
     assert r.json()["detail"] == "model failed to load (the server log says why)"
     assert str(broken) in caplog.text  # the operator still learns what and where
+
+
+@pytest.fixture()
+def broken_dir(nb_dir, tmp_path):
+    """A classifier folder whose JSON is fine but whose weights cannot load."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(nb_dir, broken)
+    (broken / "model.skops").write_bytes(b"not a skops archive")
+    return broken
+
+
+def test_a_model_that_cannot_load_stops_the_start_in_one_line(broken_dir, monkeypatch, capsys):
+    """It used to start anyway: /healthz said ok forever while every request got 503."""
+    import uvicorn
+
+    from lmforge.cli import main
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kw: started.append(args))
+    monkeypatch.setattr(sys, "argv", ["lmforge", "serve", str(broken_dir), "--port", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and not started
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(broken_dir) in err.replace("\n", "")
+
+
+def test_healthz_fails_once_the_model_failed_to_load(broken_dir):
+    from fastapi.testclient import TestClient
+
+    from lmforge.serve import create_app
+
+    with TestClient(create_app(broken_dir, ServeSettings())) as c:
+        for _ in range(500):
+            if c.get("/readyz").json()["detail"] != "model is loading":
+                break
+            time.sleep(0.02)
+        r = c.get("/healthz")
+    assert r.status_code == 503 and "failed to load" in r.json()["detail"]

@@ -72,6 +72,20 @@ def build_settings(**values):
         raise LmforgeError(f"--{field.replace('_', '-')}: {first['msg']}") from exc
 
 
+def preload(model_dir: Path, kind: str, settings):
+    """Load the model before the server starts, so a folder that cannot load is a one-line
+    error and a non-zero exit, not a server whose /healthz says ok while it serves nothing."""
+    from lmforge.serve.state import load_served_model
+
+    try:
+        return load_served_model(model_dir, kind, settings)
+    except LmforgeError:
+        raise
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise LmforgeError(f"cannot load {model_dir}: {type(exc).__name__}: {reason}") from exc
+
+
 def serve(
     model_dir: Path,
     host: str = "127.0.0.1",
@@ -99,6 +113,15 @@ def serve(
             f"[bold yellow]warning:[/] listening on {host} without an API key: anyone who can "
             "reach this machine can use the model (--api-key or $LMFORGE_API_KEYS)"
         )
+    with console.status(f"loading {model_dir}"):
+        model = preload(model_dir, kind, settings)
+    if workers == 1:  # this process serves: keep the model it has just loaded
+        from lmforge.serve.app import create_app
+
+        target, factory = create_app(model, settings), False
+    else:  # each worker process loads its own copy; this one only checked that it loads
+        target, factory = "lmforge.serve.app:app_from_env", True
+    del model
     os.environ[MODEL_ENV] = str(model_dir.resolve())
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     shown = f"[{host}]" if ":" in host else host
@@ -110,8 +133,8 @@ def serve(
         highlight=False,
     )
     uvicorn.run(
-        "lmforge.serve.app:app_from_env",
-        factory=True,
+        target,
+        factory=factory,
         host=host,
         port=port,
         workers=workers,

@@ -158,8 +158,15 @@ def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
-    @app.get("/healthz", response_model=HealthResponse, summary="the process is alive")
+    @app.get(
+        "/healthz",
+        response_model=HealthResponse,
+        summary="the process is alive (503 once the model has failed to load: restart it)",
+        responses={503: errors[503]},
+    )
     async def healthz():
+        if state.load_error is not None:
+            raise HTTPException(503, "model failed to load (the server log says why)")
         return {"status": "ok"}
 
     @app.get(
