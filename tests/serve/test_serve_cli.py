@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -48,6 +50,7 @@ def test_cli_hands_settings_to_the_workers(nb_dir, monkeypatch):
     import uvicorn
 
     import lmforge.commands.serve as serve_command
+    from lmforge.serve.lifeline import PARENT_ENV
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: seen.update(kw, target=target))
@@ -56,6 +59,7 @@ def test_cli_hands_settings_to_the_workers(nb_dir, monkeypatch):
     monkeypatch.setenv("LMFORGE_API_KEYS", "from-env")
     for name in (MODEL_ENV, SETTINGS_ENV):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(PARENT_ENV, "")  # removed again after the test
     args = ["serve", str(nb_dir), "--port", "0", "--workers", "3", "--max-batch", "16"]
     args += ["--model-batch", "4", "--backend-option", "threads=1", "--backend-option", "x=on"]
     result = runner.invoke(app, [*args, "--on-long-text", "reject", "--prediction-log", "p.db"])
@@ -187,3 +191,65 @@ def test_healthz_fails_once_the_model_failed_to_load(broken_dir):
             time.sleep(0.02)
         r = c.get("/healthz")
     assert r.status_code == 503 and "failed to load" in r.json()["detail"]
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_when_the_server_is_killed(nb_dir):
+    """kill -9 of `lmforge serve --workers 2` used to leave both workers serving the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "lmforge.cli", "serve", str(nb_dir), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the cleanup below reaches orphans too
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                # the workers answer: each has run the app factory (where the lifeline is set)
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        proc.kill()  # SIGKILL: the parent gets no chance to stop its workers
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers)
+        with socket.socket() as s:  # and the port is free again
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

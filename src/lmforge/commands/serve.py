@@ -120,7 +120,10 @@ def serve(
 
         target, factory = create_app(model, settings), False
     else:  # each worker process loads its own copy; this one only checked that it loads
+        from lmforge.serve.lifeline import PARENT_ENV
+
         target, factory = "lmforge.serve.app:app_from_env", True
+        os.environ[PARENT_ENV] = str(os.getpid())  # the workers die with this process
     del model
     os.environ[MODEL_ENV] = str(model_dir.resolve())
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
@@ -140,6 +143,10 @@ def serve(
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
+        # a worker's warm-up holds the GIL for seconds on a busy machine; uvicorn's default (5 s
+        # for the supervisor's ping) killed both workers of --workers 2 mid-warm-up, over and
+        # over, at a load average of 14 on 2 cores
+        timeout_worker_healthcheck=30,
     )
 
 
