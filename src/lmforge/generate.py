@@ -33,7 +33,7 @@ def load_causal_lm(model_dir: str | Path):
     hf_logging.disable_progress_bar()
     path = _folder(model_dir)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)  # never a pickle
     except ValueError as exc:
         raise LmforgeError(
             f"{path}: not a causal language model ({exc.__class__.__name__})"

@@ -8,6 +8,11 @@ folder's weights:
 - further backends (ONNX Runtime, TorchScript, ...) register themselves in :data:`BACKENDS`
   with :func:`register_backend`; a folder names the one it needs in its JSON (``"backend"``).
 
+A backend whose folders hold code that runs when loaded (TorchScript) says ``runs_code = True``;
+the Predictor loads such a folder only when its *caller* passes ``trust_model_code=True``
+(``--trust-model-code`` on the command line): the folder's JSON picks the backend, so the
+folder must never be what decides that its code runs.
+
 Whatever the backend, the Predictor does the same around it: texts longer than ``max_chars``
 are cut explicitly (and flagged ``truncated`` in the answer, never silently), texts are sorted
 by length and run in batches of ``batch_size`` so a batch pads little, and the answers come back
@@ -54,6 +59,8 @@ class Backend(Protocol):
 
     name: ClassVar[str]
     labels: list[str]
+    #: True when loading or running a folder executes code stored in it (see trust_model_code)
+    runs_code: ClassVar[bool]
 
     def predict_proba(self, texts: list[str]) -> np.ndarray: ...
 
@@ -78,6 +85,20 @@ def _import_backend_modules() -> None:
                 raise
 
 
+class UntrustedModelError(LmforgeError):
+    """A folder whose backend runs the code it holds, loaded without ``trust_model_code``."""
+
+
+def check_trusted(directory: Path, backend: str, trust_model_code: bool) -> None:
+    """Raise :class:`UntrustedModelError` unless ``backend`` runs no code or the caller trusts."""
+    if getattr(get_backend(backend), "runs_code", False) and not trust_model_code:
+        raise UntrustedModelError(
+            f"{directory}: a {backend!r} model folder runs the code stored in it when loaded; "
+            "load it only if you trust whoever made it: pass --trust-model-code "
+            "(Predictor.load(..., trust_model_code=True))"
+        )
+
+
 def get_backend(name: str) -> type[Backend]:
     if name not in BACKENDS:
         _import_backend_modules()
@@ -89,6 +110,8 @@ def get_backend(name: str) -> type[Backend]:
 @register_backend("native")
 class NativeBackend:
     """The model's own class: scikit-learn pipelines, TextCNN/BiLSTM/GRU, transformers."""
+
+    runs_code = False  # safetensors, JSON and skops with an explicit trusted-type list
 
     def __init__(self, directory: Path, meta: dict, **options: Any):
         if options:
@@ -154,14 +177,19 @@ class Predictor:
         backend: str | None = None,
         batch_size: int = 32,
         max_chars: int | None = DEFAULT_MAX_CHARS,
+        trust_model_code: bool = False,
         **options: Any,
     ) -> Predictor:
-        """``backend=None`` takes the folder's own (``"backend"`` in its JSON, else native)."""
+        """``backend=None`` takes the folder's own (``"backend"`` in its JSON, else native).
+
+        ``trust_model_code=True`` allows backends that execute code stored in the folder
+        (TorchScript); without it such a folder raises :class:`UntrustedModelError`."""
         directory = resolve_model_dir(directory)
         if not directory.is_dir():
             raise LmforgeError(f"model folder not found: {directory}")
         meta = read_model_meta(directory)
         name = backend or meta.get("backend") or "native"
+        check_trusted(directory, name, trust_model_code)
         start = time.perf_counter()
         runner = get_backend(name)(directory, meta, **options)
         return cls(
@@ -189,6 +217,12 @@ class Predictor:
     @property
     def model_type(self) -> str:
         return str(self.meta.get("model_type", ""))
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """:attr:`labels` under scikit-learn's name: code written for estimators (evaluation)
+        takes a Predictor as it is."""
+        return np.asarray(self.labels)
 
     @property
     def test_metrics(self) -> dict | None:

@@ -23,7 +23,11 @@ def test_export_matches_pytorch_and_records_parity(model, fmt, sample, tmp_path,
     # the exported folder, run through the Predictor with odd batch sizes (lengths vary)
     native = Predictor.load(source).predict_proba(sample.test_texts)
     for bs in (1, 7, 64):
-        exported = Predictor.load(tmp_path / fmt, batch_size=bs).predict_proba(sample.test_texts)
+        exported = Predictor.load(
+            tmp_path / fmt,
+            batch_size=bs,
+            trust_model_code=True,  # made by this test
+        ).predict_proba(sample.test_texts)
         np.testing.assert_allclose(exported, native, atol=1e-4)
 
 

@@ -14,7 +14,7 @@ from lmforge.predictor import Predictor
 
 
 def _accuracy(directory, sample) -> float:
-    p = Predictor.load(directory)
+    p = Predictor.load(directory, trust_model_code=True)  # made by this test
     pred = [a.label for a in p.predict(sample.test_texts)]
     return classification_metrics(sample.test_labels, np.asarray(pred))["accuracy"]
 

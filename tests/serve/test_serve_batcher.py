@@ -74,7 +74,7 @@ def test_a_lone_request_waits_at_most_max_wait_and_a_big_one_runs_alone():
     assert [len(c) for c in model.calls] == [1, 10]
 
 
-def test_abandoned_requests_are_skipped_and_errors_reach_every_caller():
+def test_abandoned_requests_are_skipped_and_errors_reach_only_their_caller():
     gate = threading.Event()
 
     def slow(texts):
@@ -99,7 +99,7 @@ def test_abandoned_requests_are_skipped_and_errors_reach_every_caller():
 
     first, boom, other = asyncio.run(main())
     assert first == ["first"]
-    assert isinstance(boom, ValueError) and isinstance(other, ValueError)  # same batch
+    assert isinstance(boom, ValueError) and other == ["other"]  # same batch, own answer
 
 
 def test_stop_finishes_queued_requests_then_refuses_new_ones():
@@ -117,3 +117,37 @@ def test_stop_finishes_queued_requests_then_refuses_new_ones():
         return done
 
     assert asyncio.run(main()) == [[f"answer:t{i}"] for i in range(10)]
+
+
+def test_one_failing_input_fails_only_its_own_request():
+    """An input that breaks the model used to fail every request of its micro-batch."""
+    model = RecordingModel()
+
+    def fragile(texts):
+        if any("\x00" in t for t in texts):
+            raise ValueError("the model cannot take this input")
+        return model(texts)
+
+    requests = [[f"r{i}-a", f"r{i}-b"] for i in range(8)]
+    requests[5] = ["fine", "bad\x00input"]
+    gate = threading.Event()
+
+    async def main():
+        batcher = MicroBatcher(lambda t: gate.wait(5) and fragile(t), max_batch=64)
+        await batcher.start()
+        blocker = asyncio.create_task(batcher.submit(["occupies the model"]))
+        await asyncio.sleep(0.05)
+        tasks = [asyncio.create_task(batcher.submit(r)) for r in requests]  # one batch
+        await asyncio.sleep(0.05)
+        gate.set()
+        results = await asyncio.gather(blocker, *tasks, return_exceptions=True)
+        await batcher.stop()
+        return results[1:]
+
+    results = asyncio.run(main())
+    assert isinstance(results[5], ValueError)
+    for i, (texts, got) in enumerate(zip(requests, results, strict=True)):
+        if i != 5:
+            assert got == [f"answer:{t}" for t in texts]
+    # split in halves, not one by one: [0-3] ok, [4-7] fails, [4,5] fails, [4] ok, [5] fails, [6,7] ok
+    assert [len(c) for c in model.calls[1:]] == [8, 2, 4]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -47,11 +49,17 @@ def test_user_errors_are_one_line(nb_dir, tmp_path):
 def test_cli_hands_settings_to_the_workers(nb_dir, monkeypatch):
     import uvicorn
 
+    import lmforge.commands.serve as serve_command
+    from lmforge.serve.lifeline import PARENT_ENV
+
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: seen.update(kw, target=target))
+    # x=on is not an option the native backend takes: keep the start-up load out of this test
+    monkeypatch.setattr(serve_command, "preload", lambda *args: None)
     monkeypatch.setenv("LMFORGE_API_KEYS", "from-env")
     for name in (MODEL_ENV, SETTINGS_ENV):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(PARENT_ENV, "")  # removed again after the test
     args = ["serve", str(nb_dir), "--port", "0", "--workers", "3", "--max-batch", "16"]
     args += ["--model-batch", "4", "--backend-option", "threads=1", "--backend-option", "x=on"]
     result = runner.invoke(app, [*args, "--on-long-text", "reject", "--prediction-log", "p.db"])
@@ -67,21 +75,24 @@ def test_cli_hands_settings_to_the_workers(nb_dir, monkeypatch):
     assert served.state.serve.source == nb_dir.resolve()
 
 
-def test_backend_options_reach_the_predictor(nb_dir, wait_ready):
-    """The native backend takes no options: the load fails, /readyz says why, nothing crashes."""
+def test_backend_options_reach_the_predictor(nb_dir, wait_ready, caplog):
+    """The native backend takes no options: the load fails, the server log says why (not
+    /readyz, which anyone can call: the exception names absolute paths), nothing crashes."""
     from fastapi.testclient import TestClient
 
     from lmforge.serve import create_app
 
     settings = ServeSettings(backend_options={"threads": 1})
-    with TestClient(create_app(nb_dir, settings)) as c:
+    app = create_app(nb_dir, settings)
+    with caplog.at_level("ERROR", logger="lmforge.serve"), TestClient(app) as c:
         for _ in range(500):
             r = c.get("/readyz")
             if "failed" in r.text:
                 break
             time.sleep(0.02)
-        assert r.status_code == 503
-        assert "backend 'native' takes no options" in r.json()["detail"]
+    assert r.status_code == 503
+    assert r.json()["detail"] == "model failed to load (the server log says why)"
+    assert "backend 'native' takes no options" in caplog.text
     ok = ServeSettings(model_batch=4)
     with TestClient(create_app(nb_dir, ok)) as c:
         wait_ready(c)
@@ -114,3 +125,131 @@ def test_a_real_server_process_shuts_down_cleanly(nb_dir):
     # uvicorn finishes its graceful shutdown, then re-raises the signal it caught
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out
+
+
+def test_readyz_tells_clients_no_paths_or_exceptions(nb_dir, tmp_path, caplog):
+    """A broken model folder: /readyz used to return the load exception, absolute paths and
+    all, to anyone who asked."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from lmforge.serve import create_app
+
+    broken = tmp_path / "secret-place" / "model"
+    shutil.copytree(nb_dir, broken)
+    (broken / "model.skops").write_bytes(b"not a skops archive")
+    app = create_app(broken, ServeSettings())
+    with caplog.at_level("ERROR", logger="lmforge.serve"), TestClient(app) as c:
+        for _ in range(500):
+            r = c.get("/readyz")
+            if "failed" in r.text:
+                break
+            time.sleep(0.02)
+    assert r.status_code == 503
+    assert "secret-place" not in r.text and "skops" not in r.text
+    assert r.json()["detail"] == "model failed to load (the server log says why)"
+    assert str(broken) in caplog.text  # the operator still learns what and where
+
+
+@pytest.fixture()
+def broken_dir(nb_dir, tmp_path):
+    """A classifier folder whose JSON is fine but whose weights cannot load."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(nb_dir, broken)
+    (broken / "model.skops").write_bytes(b"not a skops archive")
+    return broken
+
+
+def test_a_model_that_cannot_load_stops_the_start_in_one_line(broken_dir, monkeypatch, capsys):
+    """It used to start anyway: /healthz said ok forever while every request got 503."""
+    import uvicorn
+
+    from lmforge.cli import main
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kw: started.append(args))
+    monkeypatch.setattr(sys, "argv", ["lmforge", "serve", str(broken_dir), "--port", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and not started
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(broken_dir) in err.replace("\n", "")
+
+
+def test_healthz_fails_once_the_model_failed_to_load(broken_dir):
+    from fastapi.testclient import TestClient
+
+    from lmforge.serve import create_app
+
+    with TestClient(create_app(broken_dir, ServeSettings())) as c:
+        for _ in range(500):
+            if c.get("/readyz").json()["detail"] != "model is loading":
+                break
+            time.sleep(0.02)
+        r = c.get("/healthz")
+    assert r.status_code == 503 and "failed to load" in r.json()["detail"]
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_when_the_server_is_killed(nb_dir):
+    """kill -9 of `lmforge serve --workers 2` used to leave both workers serving the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "lmforge.cli", "serve", str(nb_dir), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the cleanup below reaches orphans too
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                # the workers answer: each has run the app factory (where the lifeline is set)
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        proc.kill()  # SIGKILL: the parent gets no chance to stop its workers
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers)
+        with socket.socket() as s:  # and the port is free again
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

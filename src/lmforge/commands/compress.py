@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from lmforge.commands import trust_model_code_option
 from lmforge.errors import LmforgeError
 from lmforge.terminal import make_console
 
@@ -30,6 +31,7 @@ def predict_texts(
     max_chars: int | None = 2000,
     jsonl: bool = False,
     console: Console | None = None,
+    trust_model_code: bool = False,
 ) -> list[dict]:
     """Labels + probabilities of ``texts`` through the Predictor; printed as a table or JSON lines."""
     from rich.table import Table
@@ -37,7 +39,11 @@ def predict_texts(
     from lmforge.predictor import Predictor
 
     predictor = Predictor.load(
-        model_dir, backend=backend, batch_size=batch_size, max_chars=max_chars
+        model_dir,
+        backend=backend,
+        batch_size=batch_size,
+        max_chars=max_chars,
+        trust_model_code=trust_model_code,
     )
     answers = [a.to_dict() for a in predictor.predict(texts)]
     if jsonl:
@@ -133,7 +139,8 @@ def register(app: typer.Typer) -> None:
             targets = [v["dir"] for v in manifest["variants"]]
             texts, labels = bench_mod.test_split(data, seed)
             with console.status("benchmarking (one fresh process per variant)"):
-                rows = bench_mod.bench(targets, texts, labels)
+                # the variants this command has just written: their TorchScript is ours
+                rows = bench_mod.bench(targets, texts, labels, trust_model_code=True)
             console.print(bench_mod.rich_table(bench_mod.add_ratios(rows, targets[0])))
             (out / "bench.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
 
@@ -146,6 +153,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(32, "--batch-size"),
         max_chars: int = typer.Option(2000, "--max-chars", help="longer texts are cut (flagged)"),
         jsonl: bool = typer.Option(False, "--jsonl", help="JSON lines on stdout"),
+        trust_model_code: bool = trust_model_code_option(),
     ) -> None:
         """Labels and probabilities of texts (arguments or --file) through the Predictor."""
         items = list(texts or [])
@@ -153,7 +161,10 @@ def register(app: typer.Typer) -> None:
             items += read_text_file(file)
         if not items:
             raise LmforgeError("no texts: give them as arguments or with --file")
-        predict_texts(model_dir, items, backend, batch_size, max_chars, jsonl)
+        predict_texts(
+            model_dir, items, backend, batch_size, max_chars, jsonl,
+            trust_model_code=trust_model_code,
+        )  # fmt: skip
 
     @app.command("bench")
     def bench_cmd(
@@ -169,6 +180,7 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(None, "--limit", help="only the first N test texts"),
         seed: int = typer.Option(0, "--seed"),
         out: Path = typer.Option(None, "--out", "-o", help="write the rows as JSON here"),
+        trust_model_code: bool = trust_model_code_option(),
     ) -> None:
         """p50/p99 batch-1 latency, throughput (32, best batch), peak RSS, size, test metrics."""
         from lmforge.compress import bench as bench_mod
@@ -180,7 +192,10 @@ def register(app: typer.Typer) -> None:
         texts, labels = bench_mod.test_split(data, seed, limit)
         console = make_console()
         with console.status(f"benchmarking {len(targets)} variant(s), one process each"):
-            rows = bench_mod.bench(targets, texts, labels, threads=threads, latency_n=latency_n)
+            rows = bench_mod.bench(
+                targets, texts, labels, threads=threads, latency_n=latency_n,
+                trust_model_code=trust_model_code,
+            )  # fmt: skip
         rows = bench_mod.add_ratios(rows, targets[0] if pipeline_baseline is not None else None)
         console.print(bench_mod.rich_table(rows, f"lmforge bench: {data} test, n={len(texts):,}"))
         if out is not None:

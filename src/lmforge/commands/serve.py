@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from lmforge.commands import trust_model_code_option
 from lmforge.errors import LmforgeError
 
 
@@ -71,6 +72,20 @@ def build_settings(**values):
         raise LmforgeError(f"--{field.replace('_', '-')}: {first['msg']}") from exc
 
 
+def preload(model_dir: Path, kind: str, settings):
+    """Load the model before the server starts, so a folder that cannot load is a one-line
+    error and a non-zero exit, not a server whose /healthz says ok while it serves nothing."""
+    from lmforge.serve.state import load_served_model
+
+    try:
+        return load_served_model(model_dir, kind, settings)
+    except LmforgeError:
+        raise
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise LmforgeError(f"cannot load {model_dir}: {type(exc).__name__}: {reason}") from exc
+
+
 def serve(
     model_dir: Path,
     host: str = "127.0.0.1",
@@ -100,6 +115,18 @@ def serve(
             f"[bold yellow]warning:[/] listening on {host} without an API key: anyone who can "
             "reach this machine can use the model (--api-key or $LMFORGE_API_KEYS)"
         )
+    with console.status(f"loading {model_dir}"):
+        model = preload(model_dir, kind, settings)
+    if workers == 1:  # this process serves: keep the model it has just loaded
+        from lmforge.serve.app import create_app
+
+        target, factory = create_app(model, settings), False
+    else:  # each worker process loads its own copy; this one only checked that it loads
+        from lmforge.serve.lifeline import PARENT_ENV
+
+        target, factory = "lmforge.serve.app:app_from_env", True
+        os.environ[PARENT_ENV] = str(os.getpid())  # the workers die with this process
+    del model
     os.environ[MODEL_ENV] = str(model_dir.resolve())
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     shown = f"[{host}]" if ":" in host else host
@@ -111,13 +138,17 @@ def serve(
         highlight=False,
     )
     uvicorn.run(
-        "lmforge.serve.app:app_from_env",
-        factory=True,
+        target,
+        factory=factory,
         host=host,
         port=port,
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
+        # a worker's warm-up holds the GIL for seconds on a busy machine; uvicorn's default (5 s
+        # for the supervisor's ping) killed both workers of --workers 2 mid-warm-up, over and
+        # over, at a load average of 14 on 2 cores
+        timeout_worker_healthcheck=30,
     )
 
 
@@ -157,6 +188,7 @@ def register(app: typer.Typer) -> None:
             None, "--backend-option", help="KEY=VALUE for the backend, e.g. threads=1 (repeatable)"
         ),
         log_level: str = typer.Option("info", "--log-level"),
+        trust_model_code: bool = trust_model_code_option(),
     ) -> None:
         """Serve a model: POST /v1/classify (or /v1/generate), /metrics, a web page at /."""
         from lmforge.serve.settings import api_keys_from_env
@@ -174,5 +206,6 @@ def register(app: typer.Typer) -> None:
             prediction_log=prediction_log,
             backend=backend,
             backend_options=parse_options(backend_option),
+            trust_model_code=trust_model_code,
         )
         serve(model_dir, host, port, workers, settings, log_level)

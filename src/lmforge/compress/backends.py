@@ -9,7 +9,12 @@ texts into the network's two inputs and returns softmax probabilities, columns i
   provider first when onnxruntime-gpu offers it, else CPU. Options: ``threads`` (intra-op
   threads; 0 = ONNX Runtime's default), ``providers`` (a list, to force one).
 - ``torchscript``: ``torch.jit.load`` of ``model.ts.pt`` (fp32 or dynamic int8). TorchScript
-  archives run code: load only folders you made. Option: ``threads`` (``torch.set_num_threads``).
+  archives run the code they hold (at load and at every call), so this backend says
+  ``runs_code = True`` and the Predictor loads it only with ``trust_model_code=True``.
+  Option: ``threads`` (``torch.set_num_threads``).
+
+ONNX runs no code from the folder: the graph holds only standard operators (a custom-op library
+would have to be registered by the caller; this backend registers none).
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class _ExportedNetwork:
 class OnnxBackend(_ExportedNetwork):
     """ONNX Runtime (CPU provider; CUDA provider when present)."""
 
+    runs_code = False
+
     def __init__(
         self, directory: Path, meta: dict, threads: int = 0, providers: list[str] | None = None
     ):
@@ -78,6 +85,8 @@ class OnnxBackend(_ExportedNetwork):
 @register_backend("torchscript")
 class TorchScriptBackend(_ExportedNetwork):
     """A traced (optionally dynamic-int8) network saved with ``torch.jit.save``."""
+
+    runs_code = True  # an archive is a program: Predictor.load asks for trust_model_code
 
     def __init__(self, directory: Path, meta: dict, threads: int = 0, **options: Any):
         if options:

@@ -77,7 +77,7 @@ class _PipelineRunner:
         return self.predict_proba(texts)
 
 
-def _load_runner(target: str, threads: int):
+def _load_runner(target: str, threads: int, trust_model_code: bool = False):
     if target.startswith(PIPELINE_PREFIX):
         directory = Path(target[len(PIPELINE_PREFIX) :])
         return _PipelineRunner(directory, threads), "transformers-pipeline", directory
@@ -91,17 +91,19 @@ def _load_runner(target: str, threads: int):
 
         torch.set_num_threads(threads)
     options = {"threads": threads} if backend in ("onnx", "torchscript") and threads else {}
-    predictor = Predictor.load(directory, batch_size=32, **options)
+    predictor = Predictor.load(
+        directory, batch_size=32, trust_model_code=trust_model_code, **options
+    )
     return predictor, predictor.backend_name, directory
 
 
-def measure(target: str, texts, labels, threads=1, latency_n=300, sweep_n=512, batch_sizes=BATCH_SIZES) -> dict:  # fmt: skip
+def measure(target: str, texts, labels, threads=1, latency_n=300, sweep_n=512, batch_sizes=BATCH_SIZES, trust_model_code=False) -> dict:  # fmt: skip
     """One variant's row (run this in a fresh process; :func:`bench` does)."""
     from lmforge.classify.estimator import model_size_bytes
     from lmforge.classify.metrics import classification_metrics
 
     start = time.perf_counter()
-    runner, backend, directory = _load_runner(target, threads)
+    runner, backend, directory = _load_runner(target, threads, trust_model_code)
     load_s = time.perf_counter() - start
     runner.predict_proba(texts[:8])  # warm-up: lazy init, first-call allocations
     for t in texts[:5]:
@@ -188,6 +190,7 @@ def _child_main(argv: list[str]) -> None:
         spec["latency_n"],
         spec["sweep_n"],
         tuple(spec["batch_sizes"]),
+        bool(spec.get("trust_model_code")),
     )
     sys.stdout.write("\n@@ROW@@" + json.dumps(row) + "\n")
 
@@ -215,6 +218,7 @@ def bench(
     batch_sizes=BATCH_SIZES,
     timeout: float = 1800,
     progress=None,
+    trust_model_code: bool = False,
 ) -> list[dict]:
     """A row per target (a model folder, or ``pipeline:DIR``), each measured in a fresh process."""
     for target in targets:
@@ -223,6 +227,11 @@ def bench(
         )
         if not path.is_dir():
             raise LmforgeError(f"model folder not found: {path}")
+        if not target.startswith(PIPELINE_PREFIX):  # refuse here, not as a child's traceback
+            from lmforge.classify.estimator import read_model_meta
+            from lmforge.predictor import check_trusted
+
+            check_trusted(path, read_model_meta(path).get("backend") or "native", trust_model_code)
     rows = []
     env = dict(os.environ)
     if threads:
@@ -235,7 +244,7 @@ def bench(
             spec = {
                 "target": target, "texts": list(texts), "labels": list(labels),
                 "threads": threads, "latency_n": latency_n, "sweep_n": sweep_n,
-                "batch_sizes": list(batch_sizes),
+                "batch_sizes": list(batch_sizes), "trust_model_code": trust_model_code,
             }  # fmt: skip
             path = Path(tmp) / f"spec{i}.json"
             path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")

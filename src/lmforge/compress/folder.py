@@ -180,6 +180,8 @@ def evaluate_folder(directory: str | Path, texts, labels, **load_options) -> dic
     from lmforge.classify.metrics import classification_metrics
     from lmforge.predictor import Predictor
 
+    # only ever called on a variant `lmforge compress` has just written: its TorchScript is ours
+    load_options.setdefault("trust_model_code", True)
     predictor = Predictor.load(directory, **load_options)
     proba = predictor.predict_proba(list(texts))
     pred = np.asarray(predictor.labels)[np.argmax(proba, axis=1)]

@@ -158,8 +158,15 @@ def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
-    @app.get("/healthz", response_model=HealthResponse, summary="the process is alive")
+    @app.get(
+        "/healthz",
+        response_model=HealthResponse,
+        summary="the process is alive (503 once the model has failed to load: restart it)",
+        responses={503: errors[503]},
+    )
     async def healthz():
+        if state.load_error is not None:
+            raise HTTPException(503, "model failed to load (the server log says why)")
         return {"status": "ok"}
 
     @app.get(
@@ -352,5 +359,10 @@ def _add_generate_route(app: FastAPI, state: ServeState, guarded: list, errors: 
 
 def app_from_env() -> FastAPI:
     """The uvicorn factory ``lmforge serve`` runs in each worker (folder + settings from env)."""
+    from lmforge.serve.lifeline import PARENT_ENV, die_with_parent
+
+    parent = int(os.environ.get(PARENT_ENV) or 0)
+    if parent and parent != os.getpid():  # a worker of `lmforge serve --workers N`
+        die_with_parent(parent)
     settings = ServeSettings.model_validate_json(os.environ.get(SETTINGS_ENV) or "{}")
     return create_app(os.environ[MODEL_ENV], settings)

@@ -7,6 +7,10 @@ dedicated thread (the event loop never blocks on the model; the :class:`~lmforge
 Predictor` sorts the texts by length so a batch pads little) and gives each request back its
 own slice, in its own order.
 
+When the model fails on a batch, the batch is split in halves (by request) and each half runs
+again, down to single requests: only a request whose own texts make the model fail gets the
+error; the others sharing its batch are answered (at the cost of ~2·log2(requests) more calls).
+
 While the model runs, new requests queue up; the next batch takes them at once (their wait
 already passed ``max_wait_ms``), so under load batches fill by themselves and at low load a
 lone request waits at most ``max_wait_ms``. The default, 0, never waits: a request that finds
@@ -172,6 +176,9 @@ class MicroBatcher:
                 await self._run(loop, jobs)
 
     async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        jobs = [job for job in jobs if not job.future.done()]  # callers gone since: skip
+        if not jobs:
+            return
         texts = [text for job in jobs for text in job.texts]
         start = time.perf_counter()
         stats = BatchStats(len(texts), len(jobs), [start - job.enqueued for job in jobs])
@@ -179,10 +186,14 @@ class MicroBatcher:
             answers = await loop.run_in_executor(self._executor, self.predict, texts)
             if len(answers) != len(texts):
                 raise RuntimeError(f"predict returned {len(answers)} answers for {len(texts)}")
-        except Exception as exc:  # every waiting request gets the error, the worker goes on
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+        except Exception as exc:
+            if len(jobs) > 1:  # one request may have broken it: retry in halves to find which
+                half = len(jobs) // 2
+                await self._run(loop, jobs[:half])
+                await self._run(loop, jobs[half:])
+                return
+            if not jobs[0].future.done():  # this request's own texts fail; the worker goes on
+                jobs[0].future.set_exception(exc)
             return
         stats.seconds = time.perf_counter() - start
         offset = 0

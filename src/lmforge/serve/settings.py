@@ -52,6 +52,9 @@ class ServeSettings(BaseModel):
         {}, description="passed to the backend as keyword arguments (e.g. threads=1 for ONNX)"
     )
     max_new_tokens: int = Field(256, ge=1, description="largest max_new_tokens for /v1/generate")
+    trust_model_code: bool = Field(
+        False, description="allow folders that run the code they hold (TorchScript)"
+    )
 
 
 def api_keys_from_env(environ: dict | None = None) -> tuple[str, ...]:

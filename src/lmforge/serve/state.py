@@ -18,6 +18,20 @@ from lmforge.serve.store import PredictionLog
 log = logging.getLogger("lmforge.serve")
 
 
+def load_served_model(source: Path, kind: str, settings: ServeSettings):
+    """The Predictor (classifier folders) or CausalLM a server runs, loaded as ``settings`` say."""
+    if kind == CLASSIFIER:
+        return Predictor.load(
+            source,
+            backend=settings.backend,
+            batch_size=settings.model_batch or settings.max_batch,
+            max_chars=settings.max_chars,
+            trust_model_code=settings.trust_model_code,
+            **settings.backend_options,
+        )
+    return CausalLM.load(source)
+
+
 class ServeState:
     """The served model and everything around it, for one app."""
 
@@ -44,16 +58,7 @@ class ServeState:
     # -- startup -----------------------------------------------------------------------------
     def _load_and_warm(self) -> None:
         if self.model is None:
-            if self.kind == CLASSIFIER:
-                self.model = Predictor.load(
-                    self.source,
-                    backend=self.settings.backend,
-                    batch_size=self.settings.model_batch or self.settings.max_batch,
-                    max_chars=self.settings.max_chars,
-                    **self.settings.backend_options,
-                )
-            else:
-                self.model = CausalLM.load(self.source)
+            self.model = load_served_model(self.source, self.kind, self.settings)
         self.warmup_seconds = self.model.warmup()
 
     async def load(self) -> None:
@@ -87,6 +92,7 @@ class ServeState:
             self.ready = True
             log.info("model %s ready (%s)", self.model.name, self.kind)
         except Exception as exc:
+            # the details (exception, paths) go to the server log; clients see a generic reason
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("loading the model failed")
 
@@ -99,7 +105,7 @@ class ServeState:
     def require_ready(self) -> None:
         if not self.ready:
             detail = (
-                f"model failed to load: {self.load_error}"
+                "model failed to load (the server log says why)"
                 if self.load_error
                 else "model is loading"
             )

@@ -6,6 +6,15 @@ thread that inserts them in batches, so a response never waits for the database:
 queue is full, or the database fails, rows are dropped and counted (``dropped``; the app
 exports it as ``lmforge_prediction_log_rows_total{outcome="dropped"}``), never raised.
 
+One client's row never costs another client's: text that UTF-8 cannot encode (a lone surrogate
+such as ``"\\ud800"``, which JSON allows) is stored with U+FFFD in its place, and when the
+database refuses a batch for what is in it (not because it is down), the batch is split in
+halves until only the rows it refuses are dropped.
+
+Drops are logged at most once per ``log_every_s`` seconds, as a count and the error *classes*:
+never the exception text, which for SQLAlchemy holds the statement's parameters (the users'
+texts), and never the URL's password.
+
 Table ``lmforge_predictions``: id, created_at (UTC), request_id, model, version, text, label,
 score, probabilities (JSON text), truncated.
 """
@@ -15,8 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +37,24 @@ import sqlalchemy as sa
 log = logging.getLogger(__name__)
 
 TABLE = "lmforge_predictions"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value):
+    """``value`` as the database can take it: a str with lone surrogates replaced (U+FFFD)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _is_outage(exc: Exception) -> bool:
+    """The database is unreachable or broken (every row would fail), not refusing a row."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 def database_url(target: str) -> str:
@@ -63,8 +92,13 @@ class PredictionLog:
         max_queue: int = 10_000,
         batch_rows: int = 500,
         on_outcome: Callable[[str, int], None] | None = None,
+        log_every_s: float = 60.0,
     ):
         self.url = database_url(url)
+        self.log_every_s = log_every_s
+        self._unlogged: Counter[str] = Counter()  # rows dropped since the last warning, by cause
+        self._last_logged = float("-inf")
+        self._drop_lock = threading.Lock()  # the request side (queue full) and the writer drop
         self.batch_rows = batch_rows
         self.on_outcome = on_outcome
         self.written = 0
@@ -82,7 +116,12 @@ class PredictionLog:
             self._engine = sa.create_engine(self.url)
             self._table.metadata.create_all(self._engine)
         except Exception as exc:
-            log.warning("prediction log %s unavailable, rows will be dropped: %s", self.url, exc)
+            shown = sa.engine.make_url(self.url).render_as_string(hide_password=True)
+            log.warning(
+                "prediction log %s unavailable (%s), rows will be dropped",
+                shown,
+                type(exc).__name__,
+            )
             self._engine = None
         self._thread = threading.Thread(target=self._loop, name="lmforge-prediction-log")
         self._thread.daemon = True
@@ -94,6 +133,7 @@ class PredictionLog:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self._log_drops(force=True)
         if self._engine is not None:
             self._engine.dispose()
 
@@ -103,9 +143,11 @@ class PredictionLog:
         now = datetime.now(timezone.utc)
         for row in rows:
             try:
-                self._queue.put_nowait({"created_at": now, **row})
+                self._queue.put_nowait(
+                    {"created_at": now, **{k: storable(v) for k, v in row.items()}}
+                )
             except queue.Full:
-                self._count("dropped", 1)
+                self._drop(1, "queue full")
 
     @staticmethod
     def rows(request_id: str, model: str, version: str, texts, answers) -> list[dict]:
@@ -135,6 +177,27 @@ class PredictionLog:
             except Exception:
                 log.exception("prediction log counter failed")
 
+    def _drop(self, n: int, cause: str) -> None:
+        self._count("dropped", n)
+        with self._drop_lock:
+            self._unlogged[cause] += n
+        self._log_drops()
+
+    def _log_drops(self, force: bool = False) -> None:
+        """One warning per ``log_every_s``: how many rows, and why (class names only)."""
+        now = time.monotonic()
+        with self._drop_lock:
+            if not self._unlogged or (not force and now - self._last_logged < self.log_every_s):
+                return
+            causes, self._unlogged = self._unlogged, Counter()
+            self._last_logged = now
+        log.warning(
+            "prediction log: %d rows dropped (%s); total dropped %d",
+            sum(causes.values()),
+            ", ".join(f"{cause}: {n}" for cause, n in causes.most_common()),
+            self.dropped,
+        )
+
     def _take(self) -> list[dict]:
         try:
             batch = [self._queue.get(timeout=0.2)]
@@ -149,14 +212,18 @@ class PredictionLog:
 
     def _write(self, batch: list[dict]) -> None:
         if self._engine is None:
-            self._count("dropped", len(batch))
+            self._drop(len(batch), "store unavailable")
             return
         try:
             with self._engine.begin() as conn:
                 conn.execute(sa.insert(self._table), batch)
         except Exception as exc:
-            log.warning("prediction log: %d rows dropped: %s", len(batch), exc)
-            self._count("dropped", len(batch))
+            if len(batch) > 1 and not _is_outage(exc):
+                half = len(batch) // 2  # the database refused something in it: find what
+                self._write(batch[:half])
+                self._write(batch[half:])
+                return
+            self._drop(len(batch), type(exc).__name__)
         else:
             self._count("written", len(batch))
 
