@@ -82,11 +82,6 @@ def server():
     srv.server_close()
 
 
-def html(body: str, charset: str = "utf-8", head: str = "") -> Response:
-    page = f"<html><head>{head}</head><body>{body}</body></html>".encode(charset)
-    return 200, {"Content-Type": f"text/html; charset={charset}"}, page
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
