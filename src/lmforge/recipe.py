@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from lmforge.collect.config import CollectConfig
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
 from lmforge.stages import (
@@ -28,6 +29,7 @@ class Recipe(BaseModel, extra="forbid"):
     name: str = Field("default", pattern=r"^[A-Za-z0-9._-]+$", description="run folder name")
     seed: int = 0
     runs_dir: str = "runs"
+    collect: CollectConfig | None = None  # lmforge collect; a pass before the corpus
     corpus: CorpusConfig
     tokenizer: TokenizerStage | None = None
     pack: PackStage | None = None

@@ -72,6 +72,10 @@ def run_recipe(
     run_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
 
+    if recipe.collect is not None:  # one incremental pass into the store the corpus reads
+        from lmforge.collect.runner import collect_stage
+
+        results["collect"] = collect_stage(recipe.collect, run_dir, console)
     corpus = corpus_config(recipe, console)
     if workers is not None:
         corpus = corpus.model_copy(update={"workers": workers})

@@ -40,7 +40,11 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             status, headers, body = 404, {"Content-Type": "text/plain"}, b"not found"
         elif callable(route):
-            status, headers, body = route(key)
+            response = route(key)
+            if response is None:  # the route chose not to answer: close without a response
+                self.close_connection = True
+                return
+            status, headers, body = response
         else:
             status, headers, body = route
         self.send_response(status)
@@ -51,6 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
+            self.wfile.flush()
+            with srv.lock:
+                srv.served[key] += 1  # responses delivered (a request may get none)
 
     def log_message(self, *args) -> None:
         pass
@@ -63,6 +70,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes: dict[str, Route] = {}
         self.requests: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
         self.agents: set[str] = set()
         self.auth: set[str] = set()
         self.lock = threading.Lock()
