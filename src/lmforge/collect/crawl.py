@@ -283,7 +283,7 @@ class Crawler:
                     result.pages += outcome.fetched
                     result.items += sum(1 for item in outcome.items if not item.error)
                     result.errors += outcome.status == ERROR
-                    if outcome.error:
+                    if outcome.status == ERROR:
                         result.messages.append(outcome.error)
                     result.new += store.finish_url(
                         source.name,
