@@ -261,7 +261,10 @@ class Crawler:
         if not store.pending(source.name, 1):
             store.reopen_frontier(source.name)  # the last pass finished: start a new one
             store.add_urls(source.name, [(seed, 0) for seed in self.seeds])
-        workers = source.http.concurrency * max(1, len({urlsplit(s).netloc for s in self.seeds}))
+        # Twice the requests allowed in flight: one page is decoded and extracted while the
+        # next is fetched (the client's per-host semaphore still caps requests per host).
+        hosts = max(1, len({urlsplit(s).netloc for s in self.seeds}))
+        workers = 2 * source.http.concurrency * hosts
         in_flight: dict[Future, tuple[str, int]] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crawl") as pool:
             while True:
