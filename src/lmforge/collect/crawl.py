@@ -260,7 +260,7 @@ class Crawler:
         result = PassResult(source.name)
         if not store.pending(source.name, 1):
             store.reopen_frontier(source.name)  # the last pass finished: start a new one
-            store.add_urls(source.name, [(seed, 0) for seed in self.seeds])
+        store.add_urls(source.name, [(seed, 0) for seed in self.seeds])  # new seeds join
         # Twice the requests allowed in flight: one page is decoded and extracted while the
         # next is fetched (the client's per-host semaphore still caps requests per host).
         hosts = max(1, len({urlsplit(s).netloc for s in self.seeds}))
