@@ -81,3 +81,17 @@ def test_bad_store_url_is_one_line_error(tmp_path):
         Store("no-such-scheme")
     with pytest.raises(LmforgeError, match="no driver"):
         Store("mysql+nosuchdriver://u@127.0.0.1/db")
+
+
+def test_password_from_the_environment(monkeypatch, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    from lmforge.collect.store import expand_env
+
+    url = "mysql+pymysql://shop:${SHOP_DB_PASSWORD}@db.example:3306/reviews"
+    with pytest.raises(LmforgeError, match="SHOP_DB_PASSWORD is not set"):
+        expand_env(url)
+    monkeypatch.setenv("SHOP_DB_PASSWORD", "p@ss/w:rd")
+    assert make_url(expand_env(url)).password == "p@ss/w:rd"
+    monkeypatch.setenv("RUN_DIR", "run")
+    assert expand_env("sqlite:///${RUN_DIR}.sqlite") == "sqlite:///run.sqlite"

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     Column,
@@ -143,9 +146,26 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(url: str) -> str:
+    """``${NAME}`` in a URL replaced by the environment variable, so that a recipe (and the
+    manifests and fingerprints made from it) never holds the password itself."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise LmforgeError(f"database URL: environment variable {name} is not set")
+        return quote(os.environ[name], safe="")
+
+    return _ENV_VAR.sub(value, url)
+
+
 def open_engine(url: str) -> Engine:
-    """An engine for a SQLAlchemy URL; a SQLite file's folder is created. A missing driver
-    or a bad URL is a one-line LmforgeError."""
+    """An engine for a SQLAlchemy URL (``${NAME}`` taken from the environment); a SQLite
+    file's folder is created. A missing driver or a bad URL is a one-line LmforgeError."""
+    url = expand_env(url)
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -175,7 +195,7 @@ class Store:
             metadata.create_all(self.engine)
         except OperationalError as exc:
             raise LmforgeError(
-                f"store {make_url(url).render_as_string()}: cannot connect: {exc.orig}"
+                f"store {self.engine.url.render_as_string()}: cannot connect: {exc.orig}"
             ) from None
 
     def close(self) -> None:
