@@ -56,7 +56,8 @@ def test_canonical_url():
 
 def test_robots_disallow_and_user_agent(server, tmp_path):
     server.routes["/robots.txt"] = (200, {}, b"User-agent: *\nDisallow: /cart/\n")
-    links = '<a href="/cart/">cart</a><a href="/p/1.html">p1</a>'
+    links = '<a href="/cart/">cart</a><a href="/p/1.html">p1</a><a href="/go">go</a>'
+    server.routes["/go"] = (302, {"Location": "/cart/"}, b"")
     server.routes["/"] = _review_page(0, links)
     server.routes["/p/1.html"] = _review_page(1)
     server.routes["/cart/"] = _review_page(2)
@@ -64,7 +65,8 @@ def test_robots_disallow_and_user_agent(server, tmp_path):
     assert server.requests["/cart/"] == 0
     assert _frontier(store)["cart/"].status == "skipped"
     assert "robots.txt" in _frontier(store)["cart/"].error
-    assert set(_rows(store)) == {"", "p/1.html"} and result.pages == 2
+    assert set(_rows(store)) == {"", "p/1.html"} and result.pages == 3
+    assert "disallowed by robots.txt" in _frontier(store)["go"].error  # a redirect into /cart/
     assert all("lmforge" in agent for agent in server.agents)
 
 
@@ -102,7 +104,7 @@ def test_oversized_binary_and_redirect_loop_are_error_rows(server, tmp_path):
     rows, urls = _rows(store), _frontier(store)
     assert "over 1000000 bytes" in rows["big.html"].error
     assert "not text" in rows["img.html"].error
-    assert "too many redirects" in rows["loop"].error
+    assert "redirect loop" in rows["loop"].error
     assert urls["pdf"].status == "skipped" and "pdf" not in rows  # not HTML: no row
     assert rows[""].error is None and result.errors == 3
 

@@ -224,16 +224,18 @@ class Crawler:
         if not self.robots.allowed(url):
             return Outcome(SKIPPED, error="disallowed by robots.txt", fetched=False)
         try:
-            got = self.client.get(url, max_bytes=self.source.max_bytes, check=_is_html)
+            got = self.client.get(
+                url, max_bytes=self.source.max_bytes, check=_is_html, follow=self._follow
+            )
         except FetchError as exc:
             if exc.reason == "not_html":
                 return Outcome(SKIPPED, exc.status, "not HTML (Content-Type)")
+            if exc.reason == "redirect_blocked":
+                return Outcome(SKIPPED, exc.status, str(exc))
             return self._error(url, str(exc), exc.status)
         if got.status >= 400:
             return self._error(url, f"HTTP {got.status}", got.status)
         final = canonical_url(got.url) or url
-        if final != url and not self.wanted(final):
-            return Outcome(SKIPPED, got.status, f"redirected out of scope to {final}")
         decoded = decode_page(got.content, got.headers)
         if decoded is None:
             return self._error(url, "binary: the payload is not text", got.status)
@@ -249,6 +251,15 @@ class Crawler:
                 key = info.canonical if info.canonical and self.wanted(info.canonical) else final
                 items.append(Item(extracted[0], key=key, url=final, http_status=got.status))
         return Outcome(DONE, got.status, None, items, links)
+
+    def _follow(self, target: str) -> str | None:
+        """Why a redirect must not be followed to ``target`` (None: follow it)."""
+        canonical = canonical_url(target)
+        if canonical is None or not self.wanted(canonical):
+            return "out of scope"
+        if not self.robots.allowed(canonical):
+            return "disallowed by robots.txt"
+        return None
 
     def _error(self, url: str, message: str, status: int | None) -> Outcome:
         error = f"{url}: {message}"

@@ -28,11 +28,13 @@ import httpx
 from lmforge.collect.config import HttpConfig
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
 
 
 class FetchError(Exception):
     """A request that failed for good: ``reason`` is a short tag (http_error, timeout,
-    too_large, not_html, redirect_loop, connection), ``status`` the last HTTP status."""
+    too_large, not_html, redirect_loop, redirect_blocked, connection), ``status`` the last HTTP status."""
 
     def __init__(self, reason: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -83,8 +85,7 @@ class PoliteClient:
         self.client = httpx.Client(
             headers={"User-Agent": config.user_agent},
             timeout=config.timeout,
-            follow_redirects=True,
-            max_redirects=10,
+            follow_redirects=False,  # followed in get(), each hop polite and checked
             limits=httpx.Limits(max_connections=max(10, config.concurrency * 4)),
         )
         self._hosts: dict[str, _Host] = {}
@@ -135,10 +136,42 @@ class PoliteClient:
         params: dict | None = None,
         max_bytes: int | None = None,
         check: Callable[[httpx.Response], str | None] | None = None,
+        follow: Callable[[str], str | None] | None = None,
     ) -> Fetched:
         """GET with politeness and retries. ``check(response)`` may return a reason to abort
         before the body is read (e.g. 'not_html'); a body over ``max_bytes`` aborts as
-        'too_large'. Raises FetchError when the request fails for good."""
+        'too_large'. Redirects are followed hop by hop (each hop a polite request, at most
+        ``MAX_REDIRECTS``); ``follow(target)`` may return a reason not to go there
+        (robots.txt, scope), raised as 'redirect_blocked'; a URL seen twice is a
+        'redirect_loop'. Raises FetchError when the request fails for good."""
+        seen: set[str] = set()
+        for _ in range(MAX_REDIRECTS + 1):
+            got = self._get_once(url, headers, params, max_bytes, check)
+            location = got.headers.get("location")
+            if got.status not in REDIRECTS or not location:
+                return got
+            seen.add(got.url)
+            target = str(httpx.URL(got.url).join(location))
+            if target in seen:
+                raise FetchError("redirect_loop", f"redirect loop at {target}", got.status)
+            reason = follow(target) if follow is not None else None
+            if reason is not None:
+                raise FetchError(
+                    "redirect_blocked", f"redirected to {target}: {reason}", got.status
+                )
+            if urlsplit(target).netloc != urlsplit(got.url).netloc:
+                headers = None  # credentials never follow a redirect to another host
+            url, params = target, None
+        raise FetchError("redirect_loop", f"over {MAX_REDIRECTS} redirects", got.status)
+
+    def _get_once(
+        self,
+        url: str,
+        headers: dict[str, str] | None,
+        params: dict | None,
+        max_bytes: int | None,
+        check: Callable[[httpx.Response], str | None] | None,
+    ) -> Fetched:
         host = self.host(url)
         config = self.config
         last: FetchError | None = None
@@ -155,10 +188,10 @@ class PoliteClient:
                             last = FetchError(
                                 "http_error", f"HTTP {resp.status_code}", resp.status_code
                             )
+                        elif resp.status_code in REDIRECTS:
+                            return Fetched(str(resp.url), resp.status_code, resp.headers, b"")
                         else:
                             return self._read(resp, attempt + 1, max_bytes, check)
-                except httpx.TooManyRedirects:
-                    raise FetchError("redirect_loop", "too many redirects (a loop?)") from None
                 except httpx.TimeoutException as exc:
                     wait, last = None, FetchError("timeout", f"timed out ({type(exc).__name__})")
                 except httpx.TransportError as exc:
