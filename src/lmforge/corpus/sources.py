@@ -115,7 +115,7 @@ class SqlSource(BaseModel, extra="forbid"):
     id_column: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     shards: int = Field(4, ge=1)
     max_chars: int = Field(1_000_000, ge=1)
-    name: str | None = None
+    name: str | None = Field(None, pattern=r"^[^\s/:]+$")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SqlSource:
