@@ -28,6 +28,7 @@ app = typer.Typer(
 COMMAND_MODULES = ["run", "corpus", "tokenizer", "pretrain", "classify", "compress"]
 COMMAND_MODULES.append("serve")  # lmforge serve MODEL_DIR
 COMMAND_MODULES.append("recipe")  # lmforge recipe init|check
+COMMAND_MODULES.insert(1, "collect")  # lmforge collect RECIPE, lmforge demo-shop
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"lmforge.commands.{_name}").register(app)

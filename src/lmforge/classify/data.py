@@ -160,7 +160,15 @@ def read_labelled(
         raise LmforgeError(
             f"unknown built-in data {data!r}; built-in: {', '.join(BUILTIN_SOURCES)}"
         )
-    df = _read_table(Path(data).expanduser(), text_col, label_col)
+    if data.startswith("sql:"):  # sql:URL[#TABLE_OR_QUERY], e.g. a collect store
+        from lmforge.corpus.readers.sql import read_sql_frame
+
+        df = read_sql_frame(data)
+        missing = [c for c in (text_col, label_col) if c not in df.columns]
+        if missing:
+            raise LmforgeError(f"{data}: no column {missing[0]!r}; columns are {list(df.columns)}")
+    else:
+        df = _read_table(Path(data).expanduser(), text_col, label_col)
     texts = [t if isinstance(t, str) else "" for t in df[text_col].tolist()]
     raw_labels = df[label_col].tolist()
     if any(

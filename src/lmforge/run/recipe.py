@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from lmforge.collect.config import CollectConfig
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
 
@@ -118,6 +119,7 @@ class Recipe(BaseModel, extra="forbid"):
     )
     seed: int = 0
     runs_dir: str = "runs"
+    collect: CollectConfig | None = None  # lmforge collect; a pass before the corpus
     corpus: CorpusConfig
     tokenizer: TokenizerStage | None = None
     pack: PackStage | None = None

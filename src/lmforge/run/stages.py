@@ -62,6 +62,14 @@ def run_recipe(
     console = console or Console()
     run_dir = recipe.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
+    collected = None
+    if recipe.collect is not None:  # one incremental pass into the store the corpus reads
+        from lmforge.collect.runner import collect_stage
+
+        console.rule("[bold]collect")
+        start = time.perf_counter()
+        collected = collect_stage(recipe.collect, run_dir, console)
+        collect_seconds = round(time.perf_counter() - start, 1)
     corpus = corpus_config(recipe, console)
     if workers is not None:
         corpus = corpus.model_copy(update={"workers": workers})
@@ -69,6 +77,11 @@ def run_recipe(
     console.print(plan_table(plan))
 
     results: dict[str, Any] = {"timings": []}
+    if collected is not None:
+        results["collect"] = collected
+        results["timings"].append(
+            {"stage": "collect", "action": "pass", "seconds": collect_seconds}
+        )
     upstream = ""
     for step in plan:
         console.rule(f"[bold]{step.name}")
