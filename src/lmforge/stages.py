@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from lmforge.augment.core import AugmentConfig
+
 
 class TokenizerStage(BaseModel, extra="forbid"):
     """Train a tokenizer on the built corpus (or take a local folder with ``from_folder``)."""
@@ -82,6 +84,9 @@ class ClassifyStage(BaseModel, extra="forbid"):
         default_factory=dict, description="parameters of the `transformer` model (epochs, lr...)"
     )
     allow_leakage: bool = False
+    augment: AugmentConfig | None = Field(
+        None, description="augmented copies of the training split (lmforge augment's options)"
+    )
 
 
 class CompressStage(BaseModel, extra="forbid"):
