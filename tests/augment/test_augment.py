@@ -254,3 +254,28 @@ def test_recipe_takes_classify_augment():
     assert stage.augment.ops == ["swap", "synonym"]
     with pytest.raises(ValueError, match="copies"):
         ClassifyStage(augment={"copies": 0})
+
+
+def test_run_classify_trains_on_augmented_train_split(tmp_path, reviews):
+    import json
+
+    import pandas as pd
+
+    from lmforge.classify.stage import run_classify
+    from lmforge.stages import ClassifyStage
+
+    rows = [
+        {"text": t, "label": y, "split": name}
+        for name in ("train", "val", "test")
+        for t, y in zip(*[x[:40] for x in reviews.split(name)], strict=True)
+    ]
+    src = tmp_path / "d.csv"
+    pd.DataFrame(rows).to_csv(src, index=False)
+    stage = ClassifyStage(
+        data=str(src), models=["nb"], transformer=False, augment={"rate": 0.2, "copies": 2}
+    )
+    run_classify(stage, 0, tmp_path, None, "fp")
+    meta = json.loads((tmp_path / "classify" / "nb" / "lmforge_model.json").read_text())
+    added = meta["data"]["stats"]["augment"]["added"]
+    assert added > 60
+    assert meta["data"]["sizes"] == {"train": 40 + added, "val": 40, "test": 40}
