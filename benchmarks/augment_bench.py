@@ -52,7 +52,7 @@ ENCODER = {"epochs": 5, "lr": 2e-4, "batch_size": 32, "max_len": 128}
 
 
 def models_for(setting: str, args) -> dict[str, object]:
-    out = {"nb": lambda: make_model("nb"), "svm": lambda: make_model("svm")}
+    out = {m: (lambda m=m: make_model(m)) for m in args.models.split(",") if m}
     if args.textcnn and (setting != "full" or args.textcnn_full):
         out["textcnn"] = lambda: make_model("textcnn", **TEXTCNN)
     if args.encoder:
@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.1)
     ap.add_argument("--copies", type=int, default=16, help="copies per text, few-shot")
     ap.add_argument("--full-copies", type=int, default=4, help="copies per text, full data")
+    ap.add_argument("--models", default="nb,svm", help="classical models (comma list)")
     ap.add_argument("--textcnn", action="store_true", help="also TextCNN (few-shot)")
     ap.add_argument("--textcnn-full", action="store_true", help="TextCNN on full data too")
     ap.add_argument("--encoder", type=Path, help="MLM folder: the mlm op + fine-tuned encoder")

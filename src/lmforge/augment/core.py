@@ -104,7 +104,7 @@ def _rng(seed: int, origin_id: str, k: int | None = None) -> np.random.Generator
     return np.random.default_rng(key if k is None else [*key, k])
 
 
-def _progress(console: Console | None) -> Progress:
+def _progress(console: Console | None, show: bool = True) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -112,6 +112,7 @@ def _progress(console: Console | None) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not show,
     )
 
 
@@ -163,8 +164,8 @@ def augment_texts(
             made[(i, k)] = ("mlm", tokens)
         pending.clear()
 
-    with _progress(console) as bar:
-        task = bar.add_task("augmenting", total=len(texts), visible=show_progress)
+    with _progress(console, show_progress) as bar:
+        task = bar.add_task("augmenting", total=len(texts))
         for i, text in enumerate(texts):
             bar.advance(task)
             if not isinstance(text, str) or not text.strip():
