@@ -279,3 +279,39 @@ def test_run_classify_trains_on_augmented_train_split(tmp_path, reviews):
     added = meta["data"]["stats"]["augment"]["added"]
     assert added > 60
     assert meta["data"]["sizes"] == {"train": 40 + added, "val": 40, "test": 40}
+
+
+class Killed(Exception):
+    """Stands for the process dying in the middle of a chunk."""
+
+
+def test_an_interrupted_file_run_resumes_and_gives_the_same_file(tmp_path, reviews, monkeypatch):
+    import pandas as pd
+
+    import lmforge.augment.files as files
+
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"text": reviews.train_texts[:60], "label": reviews.train_labels[:60]}).to_csv(
+        src, index=False
+    )
+    config = AugmentConfig(rate=0.2, copies=2)
+    monkeypatch.setattr(files, "CHUNK", 20)
+    files.augment_file(src, tmp_path / "whole.csv", config)
+
+    real, calls, die_at = files.augment_texts, [], [2]
+
+    def dies_on_the_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) in die_at:
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(files, "augment_texts", dies_on_the_second_chunk)
+    with pytest.raises(Killed):
+        files.augment_file(src, tmp_path / "out.csv", config)
+    assert not (tmp_path / "out.csv").exists()
+    calls.clear()
+    die_at.clear()
+    files.augment_file(src, tmp_path / "out.csv", config)
+    assert len(calls) == 2  # chunk 1 was read back, chunks 2 and 3 computed
+    assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()

@@ -153,6 +153,11 @@ def augment_texts(
         from lmforge.augment.mlm import MaskedLMReplacer, MaskJob
 
         replacer = MaskedLMReplacer(config.mlm_model, top_k=config.mlm_top_k)
+    teacher = None
+    if config.teacher:  # loaded first: a bad folder fails before any work is done
+        from lmforge.predictor import Predictor
+
+        teacher = Predictor.load(config.teacher)
 
     counts: Counter = Counter()
     made: dict[tuple[int, int], tuple[str, list[str]]] = {}
@@ -214,8 +219,8 @@ def augment_texts(
         seen[i].add(new_text)
         copies.append(AugmentedCopy(f"{ids[i]}~aug{k}", ids[i], new_text, labels[i], op))
         counts[f"{op}.made"] += 1
-    if config.teacher:
-        copies = _teacher_filter(copies, dict(zip(ids, texts, strict=True)), config.teacher, counts)
+    if teacher is not None:
+        copies = _teacher_filter(copies, dict(zip(ids, texts, strict=True)), teacher, counts)
     stats = {
         "texts": len(texts),
         "copies": len(copies),
@@ -226,14 +231,11 @@ def augment_texts(
 
 
 def _teacher_filter(
-    copies: list[AugmentedCopy], text_of: dict[str, str], teacher: str, counts: Counter
+    copies: list[AugmentedCopy], text_of: dict[str, str], predictor, counts: Counter
 ) -> list[AugmentedCopy]:
     """Keep a copy only when the teacher predicts the same label for it as for its origin."""
-    from lmforge.predictor import Predictor
-
     if not copies:
         return copies
-    predictor = Predictor.load(teacher)
     origins = sorted({c.origin_id for c in copies})
     origin_label = dict(
         zip(
