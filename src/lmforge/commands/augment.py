@@ -14,7 +14,10 @@ def augment_command(
     data: Annotated[Path, typer.Argument(help="CSV / JSONL / Parquet with text and label columns")],
     out: Annotated[Path, typer.Option(help="output .csv or .jsonl (originals + copies)")],
     ops: Annotated[
-        str, typer.Option(help="eda (delete,swap,insert,synonym), all (+ mlm) or a comma list")
+        str,
+        typer.Option(
+            help="eda (delete,swap,insert,synonym), all (+ mlm if --mlm-model) or a comma list"
+        ),
     ] = "eda",
     rate: Annotated[float, typer.Option(help="share of a text's words changed per copy")] = 0.1,
     copies: Annotated[int, typer.Option(help="copies per training row")] = 4,
@@ -44,6 +47,7 @@ def augment_command(
         if ops.strip().lower() != "all":
             raise LmforgeError("the 'mlm' operation needs --mlm-model DIR")
         op_list.remove("mlm")
+        Console(stderr=True).print("note: --ops all without --mlm-model: the 'mlm' op is left out")
     try:
         config = AugmentConfig(
             ops=op_list,
