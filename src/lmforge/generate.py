@@ -152,24 +152,46 @@ def generate(model_dir: str | Path, prompt: str, max_new_tokens: int = 50, **sam
     return "".join(stream_text(model, tokenizer, prompt, max_new_tokens, **sampling))
 
 
-@torch.no_grad()
-def fill_mask(model_dir: str | Path, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """For each mask token in ``text``: the ``top_k`` (token, probability) fillers."""
+def load_masked_lm(model_dir: str | Path):
+    """(masked LM in eval mode, tokenizer) from a local folder."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     path = _folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForMaskedLM.from_pretrained(path).eval()
-    if tokenizer.mask_token is None or tokenizer.mask_token not in text:
-        raise LmforgeError(f"the text has no {tokenizer.mask_token or 'mask'} token to fill")
-    enc = tokenizer(text, return_tensors="pt")
-    logits = model(**enc).logits[0]
+    try:
+        model = AutoModelForMaskedLM.from_pretrained(path)
+    except ValueError as exc:
+        raise LmforgeError(
+            f"{path}: not a masked language model ({exc.__class__.__name__})"
+        ) from exc
+    if tokenizer.mask_token is None:
+        raise LmforgeError(f"{path}: the tokenizer has no mask token")
+    return model.eval(), tokenizer
+
+
+@torch.no_grad()
+def mask_logits(model, tokenizer, texts: list[str]) -> list[torch.Tensor]:
+    """For each text, the logits (masks x vocabulary) at its mask tokens, in order; one padded
+    batch; texts longer than the model's positions are cut, and their later masks are missing."""
+    limit = getattr(model.config, "max_position_embeddings", None) or 512
+    enc = tokenizer(
+        texts, return_tensors="pt", padding=True, truncation=True, max_length=min(limit, 512)
+    )
+    logits = model(**enc).logits
+    masks = enc["input_ids"] == tokenizer.mask_token_id
+    return [logits[i][masks[i]].float() for i in range(len(texts))]
+
+
+def fill_mask(model_dir: str | Path, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """For each mask token in ``text``: the ``top_k`` (token, probability) fillers."""
+    model, tokenizer = load_masked_lm(model_dir)
+    if tokenizer.mask_token not in text:
+        raise LmforgeError(f"the text has no {tokenizer.mask_token} token to fill")
     out = []
-    for position in (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten():
-        probs = torch.softmax(logits[position].float(), -1)
-        top = torch.topk(probs, top_k)
+    for row in mask_logits(model, tokenizer, [text])[0]:
+        top = torch.topk(torch.softmax(row, -1), top_k)
         out.append(
             [
                 (tokenizer.convert_ids_to_tokens(int(i)), float(p))

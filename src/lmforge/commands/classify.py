@@ -403,4 +403,7 @@ def register(app: typer.Typer) -> None:
             t.add_row(name, ", ".join(f"{k}={v}" for k, v in cls().get_params().items()))
         _console().print(t)
 
+    from lmforge.commands.audit import register_audit  # lmforge classify audit DATA
+
+    register_audit(classify_app)
     app.add_typer(classify_app, name="classify")

@@ -125,6 +125,14 @@ def run_classify(
     console = console or make_console()
     out = run_dir / "classify"
     data = load_classification_data(config.data, config.text_col, config.label_col, seed)
+    if config.augment is not None:
+        from lmforge.augment.core import augment_train
+
+        augment = config.augment
+        if "mlm" in augment.ops and augment.mlm_model is None and pretrain_dir is not None:
+            augment = augment.model_copy(update={"mlm_model": str(pretrain_dir)})
+        data = augment_train(data, augment, seed, console)
+        console.print(f"augmented the training split: {data.stats['augment']}")
     corpus_dir = run_dir / "corpus"
     leak = check_leakage(
         data, corpus_dir if corpus_dir.is_dir() else None, allow_leakage=config.allow_leakage

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from lmforge.augment.core import AugmentConfig
 from lmforge.collect.config import CollectConfig
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
@@ -99,6 +100,9 @@ class ClassifyStage(BaseModel, extra="forbid"):
         description="also build an ensemble of the models above, weights fitted on validation",
     )
     allow_leakage: bool = False
+    augment: AugmentConfig | None = Field(
+        None, description="augmented copies of the training split (lmforge augment's options)"
+    )
 
 
 class CompressStage(BaseModel, extra="forbid"):
