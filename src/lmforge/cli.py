@@ -26,6 +26,7 @@ app = typer.Typer(
 # One module per command group, in the order of a run; each exposes ``register(app)``.
 COMMAND_MODULES = ["run", "corpus", "tokenizer", "pretrain", "classify", "compress"]
 COMMAND_MODULES.append("serve")  # lmforge serve MODEL_DIR
+COMMAND_MODULES.append("ablate")  # lmforge ablate RECIPE
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"lmforge.commands.{_name}").register(app)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from lmforge.ablate.config import AblateConfig
 from lmforge.corpus.config import CorpusConfig
 from lmforge.errors import LmforgeError
 
@@ -112,6 +113,7 @@ class Recipe(BaseModel, extra="forbid"):
     pretrain: PretrainStage | None = None
     classify: ClassifyStage | None = None
     compress: CompressStage | None = None
+    ablate: AblateConfig | None = None
 
     @model_validator(mode="after")
     def _compress_needs_classify(self) -> Recipe:
