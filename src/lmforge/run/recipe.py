@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from lmforge.ablate.config import AblateConfig
 from lmforge.augment.core import AugmentConfig
 from lmforge.collect.config import CollectConfig
 from lmforge.corpus.config import CorpusConfig
@@ -130,6 +131,7 @@ class Recipe(BaseModel, extra="forbid"):
     pretrain: PretrainStage | None = None
     classify: ClassifyStage | None = None
     compress: CompressStage | None = None
+    ablate: AblateConfig | None = None
 
     @field_validator("name")
     @classmethod

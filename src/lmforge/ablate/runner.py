@@ -1,0 +1,382 @@
+"""``lmforge ablate``: corpus variants → one tokenizer → same pretraining budget → same evaluation.
+
+Folders under ``runs/<name>/ablation/``::
+
+    corpora/<variant>/      each variant's corpus (the corpus builder: resumable, byte-identical)
+    tokenizer/              ONE tokenizer, trained on the ``full`` variant: only the data changes
+    tokens/<variant>/       train split of the variant; validation split = ``full``'s (the same
+                            clean held-out text for every variant: documents are split by id, so
+                            no variant trains on it)
+    pretrain/<variant>/     the same model, budget and seed on each variant
+    downstream/<variant>.json   fine-tuned macro-F1: full data, and N per class over seeds
+    results.json, report.html
+
+Variants whose corpus holds the same documents (ids and texts: what the tokenizer and the model
+see; the per-document metadata, such as filter scores, may differ) are trained once. Every
+step is skipped when its inputs and config are unchanged, so an interrupted ablation resumes
+(pretraining from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from lmforge.ablate.config import AblateConfig
+from lmforge.ablate.variants import FULL, Variant, make_variants
+from lmforge.errors import LmforgeError
+
+RANDOM_INIT = "random init"
+BUDGET_KEYS = ("max_steps", "max_tokens", "max_minutes")
+
+
+def pretrain_config(recipe, config: AblateConfig):
+    """The recipe's pretrain section with the ablation's overrides. A budget given in the
+    overrides replaces the recipe's whole budget (a leftover ``max_minutes`` would make the
+    variants depend on the machine's load)."""
+    from lmforge.run.recipe import PretrainStage
+
+    base = recipe.pretrain.model_dump()
+    if any(k in config.pretrain for k in BUDGET_KEYS):
+        base.update(dict.fromkeys(BUDGET_KEYS))
+    try:
+        return PretrainStage.model_validate({**base, **config.pretrain})
+    except ValueError as exc:
+        raise LmforgeError(f"ablate.pretrain: {str(exc).splitlines()[-1].strip()}") from None
+
+
+def _done(folder: Path, digest: str) -> bool:
+    from lmforge.run.stages import stage_state
+
+    state = stage_state(folder)
+    return state.get("fingerprint") == digest and state.get("status") == "done"
+
+
+def _order_full_first(variants: list[Variant]) -> list[Variant]:
+    return sorted(variants, key=lambda v: v.name != FULL)
+
+
+def text_hash(corpus_dir: Path) -> str:
+    """sha256 over the kept documents' ids and texts, in corpus order."""
+    import hashlib
+
+    from lmforge.tokenizer.corpus_reader import corpus_shards, iter_batches
+
+    digest = hashlib.sha256()
+    for ids, texts in iter_batches(corpus_shards(corpus_dir), 8192):
+        for doc_id, text in zip(ids, texts, strict=True):
+            digest.update(f"{doc_id}\x00{text}\x00".encode())
+    return digest.hexdigest()
+
+
+def identical_groups(hashes: dict[str, str], order: list[str]) -> dict[str, str]:
+    """``{variant: the earlier variant with the same output}`` for every duplicate variant."""
+    first: dict[str, str] = {}
+    same_as = {}
+    for name in order:
+        h = hashes[name]
+        if h in first:
+            same_as[name] = first[h]
+        else:
+            first[h] = name
+    return same_as
+
+
+def share_validation(tokens_dir: Path, reference: Path) -> None:
+    """Make ``tokens_dir``'s validation split a copy of ``reference``'s (shards + manifest)."""
+    from lmforge.tokenizer.pack import MANIFEST, offsets_name, shard_name
+
+    ours = json.loads((tokens_dir / MANIFEST).read_text(encoding="utf-8"))
+    ref = json.loads((reference / MANIFEST).read_text(encoding="utf-8"))
+    for path in tokens_dir.glob("validation-*.npy"):
+        path.unlink()
+    for index, _ in enumerate(ref["splits"]["validation"]["shards"]):
+        for name in (shard_name("validation", index), offsets_name("validation", index)):
+            shutil.copyfile(reference / name, tokens_dir / name)
+    ours["splits"]["validation"] = ref["splits"]["validation"]
+    ours["validation_from"] = str(reference)
+    tmp = tokens_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(ours, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(tokens_dir / MANIFEST)
+
+
+def _pretrain_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Pretrain one variant (in this process or a pool worker with its share of the cores)."""
+    from lmforge.pretrain.loop import pretrain
+    from lmforge.run.stages import mark_stage, stage_state
+
+    if job.get("threads"):
+        import torch
+
+        torch.set_num_threads(job["threads"])
+    folder = Path(job["out"])
+    state = stage_state(folder)
+    resume = state.get("fingerprint") == job["digest"] and (folder / "checkpoint").exists()
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)
+    mark_stage(folder, job["digest"], "started")
+    options = dict(job["options"])
+    pretrain(
+        job["tokens"],
+        folder,
+        options.pop("objective"),
+        options.pop("preset"),
+        resume=resume,
+        seed=job["seed"],
+        progress=job["progress"],
+        **options,
+    )
+    mark_stage(folder, job["digest"], "done")
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _finetune(data, init: dict[str, Any], config: AblateConfig, base: dict, seed: int) -> dict:
+    """Fine-tuned test (and val) macro-F1 from one encoder: full data and few-shot."""
+    from lmforge.classify.estimator import make_model
+    from lmforge.classify.evaluate import few_shot, train_and_evaluate
+
+    ft = config.finetune
+    result: dict[str, Any] = {}
+    if ft.full_data:
+        params = {**base, **ft.params, **init, "seed": seed}
+        _, row = train_and_evaluate(make_model("transformer", **params), data)
+        result["full"] = {k: row[k] for k in ("macro_f1", "val_macro_f1", "accuracy", "train_s")}
+    if ft.few_shot:
+        params = {**base, **ft.few_shot_params, **init}
+        rows = few_shot(
+            lambda: make_model("transformer", **params),
+            data.train_texts,
+            data.train_labels,
+            data.test_texts,
+            data.test_labels,
+            (ft.few_shot,),
+            tuple(ft.seeds),
+        )
+        result["few_shot"] = rows[0]
+    return result
+
+
+def run_ablation(
+    recipe,
+    variants: list[str] | None = None,
+    workers: int | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Build, pretrain and evaluate every variant; write ``results.json`` and ``report.html``."""
+    from lmforge.corpus.pipeline import build_corpus
+    from lmforge.run.classify import export_heldout, with_holdout
+    from lmforge.run.stages import fingerprint, mark_stage
+
+    console = console or Console()
+    if recipe.tokenizer is None or recipe.pack is None or recipe.pretrain is None:
+        raise LmforgeError("ablate needs the recipe's tokenizer, pack and pretrain sections")
+    config = recipe.ablate or AblateConfig()
+    pre = pretrain_config(recipe, config)
+    out = recipe.run_dir() / "ablation"
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = _order_full_first(make_variants(recipe.corpus, variants or config.variants))
+    console.print(
+        f"ablation of {len(chosen)} corpus variants ({', '.join(v.name for v in chosen)}); "
+        f"pretraining {pre.objective} {pre.preset}, budget "
+        + ", ".join(f"{k}={getattr(pre, k)}" for k in BUDGET_KEYS if getattr(pre, k) is not None)
+    )
+
+    # 1. corpora (the classification split's val + test texts are taken out of every variant:
+    #    that is the evaluation protocol, not a data choice under test)
+    heldout = None
+    if recipe.classify is not None and recipe.classify.holdout_from_corpus:
+        heldout = export_heldout(recipe.classify, recipe.seed, out)
+    corpora: dict[str, dict] = {}
+    for variant in chosen:
+        corpus = with_holdout(variant.corpus, heldout) if heldout else variant.corpus
+        if workers is not None:
+            corpus = corpus.model_copy(update={"workers": workers})
+        console.rule(f"[bold]corpus: {variant.name}[/] ({variant.description})")
+        corpora[variant.name] = build_corpus(corpus, out / "corpora" / variant.name)
+    hashes = {v.name: text_hash(out / "corpora" / v.name) for v in chosen}
+    same_as = identical_groups(hashes, [v.name for v in chosen])
+    distinct = [v.name for v in chosen if v.name not in same_as]
+    for name, other in same_as.items():
+        console.print(f"{name}: same corpus as {other}, trained once")
+
+    # 2. one tokenizer, trained on the full variant
+    from lmforge.tokenizer.pack import pack_corpus
+    from lmforge.tokenizer.train import train_from_corpus
+
+    tok_dir = out / "tokenizer"
+    tok_digest = fingerprint(recipe.tokenizer.model_dump() | {"seed": recipe.seed}, hashes[FULL])
+    if not _done(tok_dir, tok_digest):
+        console.rule("[bold]tokenizer (trained on the full variant)")
+        shutil.rmtree(tok_dir, ignore_errors=True)
+        train_from_corpus(
+            out / "corpora" / FULL,
+            kind=recipe.tokenizer.kind,
+            vocab_size=recipe.tokenizer.vocab_size,
+            out_dir=tok_dir,
+            lowercase=recipe.tokenizer.lowercase,
+            min_frequency=recipe.tokenizer.min_frequency,
+            heldout_fraction=recipe.pack.val_fraction,
+            seed=recipe.seed,
+            show_progress=True,
+        )
+        mark_stage(tok_dir, tok_digest, "done")
+
+    # 3. tokens: each variant's train split, full's validation split for everyone
+    pack_key = recipe.pack.model_dump() | {"seed": recipe.seed, "tokenizer": tok_digest}
+    token_digest: dict[str, str] = {}
+    for name in distinct:  # FULL comes first
+        folder = out / "tokens" / name
+        digest = fingerprint(pack_key | {"validation_from": hashes[FULL]}, hashes[name])
+        token_digest[name] = digest
+        if _done(folder, digest):
+            continue
+        console.rule(f"[bold]tokens: {name}")
+        shutil.rmtree(folder, ignore_errors=True)
+        pack_corpus(
+            out / "corpora" / name,
+            tok_dir,
+            folder,
+            val_fraction=recipe.pack.val_fraction,
+            seed=recipe.seed,
+            workers=workers,
+            shard_tokens=recipe.pack.shard_tokens,
+            show_progress=True,
+        )
+        if name != FULL:
+            share_validation(folder, out / "tokens" / FULL)
+        mark_stage(folder, digest, "done")
+
+    # 4. the same pretraining on each
+    options = pre.model_dump(exclude={"snapshot_steps"})
+    jobs = []
+    for name in distinct:
+        folder = out / "pretrain" / name
+        digest = fingerprint(options | {"seed": recipe.seed}, token_digest[name])
+        if not _done(folder, digest):
+            jobs.append(
+                {
+                    "name": name,
+                    "tokens": str(out / "tokens" / name),
+                    "out": str(folder),
+                    "digest": digest,
+                    "options": options,
+                    "seed": recipe.seed,
+                    "progress": config.parallel == 1,
+                }
+            )
+    if jobs:
+        _run_pretraining(jobs, config.parallel, console)
+    pretrained = {
+        name: json.loads((out / "pretrain" / name / "manifest.json").read_text(encoding="utf-8"))
+        for name in distinct
+    }
+
+    # 5. downstream, from each variant's encoder (and from random init, for scale)
+    downstream: dict[str, dict] = {}
+    if recipe.classify is not None and pre.objective == "mlm":
+        downstream = _downstream(recipe, config, out, distinct, token_digest, console)
+
+    results = {
+        "recipe": recipe.name,
+        "pretrain": options,
+        "finetune": config.finetune.model_dump(),
+        "variants": [
+            {
+                "name": v.name,
+                "description": v.description,
+                "steps": [s.type for s in v.corpus.steps],
+                "same_as": same_as.get(v.name),
+                "counts": corpora[v.name]["counts"],
+                "chars": _chars(out / "corpora" / v.name),
+                "text_hash": hashes[v.name],
+            }
+            for v in chosen
+        ],
+        "pretrained": pretrained,
+        "downstream": downstream,
+    }
+    from lmforge.ablate.report import write_report
+
+    (out / "results.json").write_text(
+        json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    report = write_report(out, results)
+    console.print(f"ablation report: {report}")
+    return results
+
+
+def _chars(corpus_dir: Path) -> int:
+    stats = json.loads((corpus_dir / "stats.json").read_text(encoding="utf-8"))
+    return int(stats["chars"]["kept"])
+
+
+def _run_pretraining(jobs: list[dict], parallel: int, console: Console) -> None:
+    parallel = min(parallel, len(jobs))
+    if parallel == 1:
+        for job in jobs:
+            console.rule(f"[bold]pretrain: {job['name']}")
+            _pretrain_one(job)
+        return
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    for job in jobs:
+        job["threads"] = threads
+    console.print(
+        f"pretraining {len(jobs)} variants, {parallel} at a time, {threads} thread(s) each"
+    )
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(parallel, mp_context=context) as pool:
+        for job, manifest in zip(jobs, pool.map(_pretrain_one, jobs), strict=True):
+            console.print(f"pretrain {job['name']}: val loss {manifest['final_val_loss']}")
+
+
+def _downstream(recipe, config, out, distinct, token_digest, console) -> dict[str, dict]:
+    from lmforge.classify.data import check_leakage, load_classification_data
+    from lmforge.run.stages import fingerprint
+
+    cls = recipe.classify
+    data = load_classification_data(cls.data, cls.text_col, cls.label_col, recipe.seed)
+    base = dict(cls.transformer_params)
+    key = config.finetune.model_dump() | {"base": base, "seed": recipe.seed}
+    results: dict[str, dict] = {}
+    entries = [
+        (name, {"init": str(out / "pretrain" / name)}, token_digest[name]) for name in distinct
+    ]
+    reference = out / "pretrain" / FULL  # same architecture and tokenizer, fresh weights
+    scratch = {"init": "none", "tokenizer": str(reference), "config_from": str(reference)}
+    entries.append((RANDOM_INIT, scratch, "random"))
+    for name, init, upstream in entries:
+        path = out / "downstream" / f"{name.replace(' ', '_')}.json"
+        digest = fingerprint(key, upstream + json.dumps(init, sort_keys=True))
+        if path.is_file():
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            if saved.get("fingerprint") == digest:
+                results[name] = saved["result"]
+                continue
+        if name != RANDOM_INIT:
+            check_leakage(data, out / "corpora" / name, allow_leakage=cls.allow_leakage)
+        with console.status(f"fine-tuning from {name}"):
+            result = _finetune(data, init, config, base, recipe.seed)
+        result["test_n"] = len(data.test_texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"fingerprint": digest, "result": result}), encoding="utf-8")
+        console.print(f"{name}: {_summary(result)}")
+        results[name] = result
+    return results
+
+
+def _summary(result: dict) -> str:
+    parts = []
+    if "full" in result:
+        parts.append(f"full data macro-F1 {result['full']['macro_f1']:.4f}")
+    if "few_shot" in result:
+        fs = result["few_shot"]
+        parts.append(f"{fs['n_per_class']}/class {fs['mean']:.4f} ± {fs['std']:.4f}")
+    return ", ".join(parts)

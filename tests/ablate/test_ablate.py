@@ -1,0 +1,119 @@
+"""`lmforge ablate` on a small slice of the real data: variants, one tokenizer, shared held-out
+text, identical variants trained once, resume, and a report that opens with the outcome."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lmforge.ablate.variants import default_variant_names, make_variants
+from lmforge.cli import app
+from lmforge.errors import LmforgeError
+from lmforge.run.recipe import load_recipe
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    yield
+
+
+@pytest.fixture()
+def ablate_recipe(tmp_path: Path, review_sample: list[dict], news_sample: list[str]) -> Path:
+    # the reviews hold exact copies (exact_dedup has work) and real e-mail addresses (pii has
+    # work); no text here is shorter than 2 characters, so without that length step the
+    # documents are the same (only their length scores differ) and that variant is not retrained
+    records = review_sample + [{"text": t} for t in news_sample]
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    labelled = tmp_path / "reviews.jsonl"
+    labelled.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in review_sample), "utf-8"
+    )
+    recipe = tmp_path / "ablate.yaml"
+    recipe.write_text(
+        f"""
+name: abl
+seed: 0
+runs_dir: {tmp_path / "runs"}
+corpus:
+  sources: [{{type: files, paths: ["{data}"]}}]
+  steps: [{{type: normalize}}, {{type: length, min_chars: 2, min_words: 0}}, {{type: pii}}, {{type: exact_dedup}}]
+  workers: 1
+tokenizer: {{kind: wordpiece, vocab_size: 1500}}
+pack: {{val_fraction: 0.1}}
+pretrain: {{objective: mlm, preset: tiny, max_minutes: 10, batch_size: 8, seq_len: 64, eval_every: 2, save_every: 2, warmup_steps: 1}}
+classify:
+  data: {labelled}
+  models: [nb]
+  transformer_params: {{max_len: 64, batch_size: 32, threads: 1}}
+ablate:
+  variants: [raw, full, no-exact_dedup, no-length]
+  pretrain: {{max_steps: 3}}
+  finetune:
+    few_shot: 8
+    seeds: [0, 1]
+    params: {{epochs: 1}}
+    few_shot_params: {{epochs: 2, patience: 5}}
+""",
+        encoding="utf-8",
+    )
+    return recipe
+
+
+def test_variant_names_cover_raw_full_and_each_step(ablate_recipe: Path):
+    corpus = load_recipe(ablate_recipe).corpus
+    assert default_variant_names(corpus) == ["raw", "full", "no-length", "no-pii", "no-exact_dedup"]
+    variants = {v.name: [s.type for s in v.corpus.steps] for v in make_variants(corpus)}
+    assert variants["raw"] == ["normalize"]
+    assert variants["no-pii"] == ["normalize", "length", "exact_dedup"]
+    with pytest.raises(LmforgeError, match="unknown variant 'no-badwords'"):
+        make_variants(corpus, ["full", "no-badwords"])
+    with pytest.raises(LmforgeError, match="must include 'full'"):
+        make_variants(corpus, ["raw"])
+
+
+@pytest.mark.slow  # ~70 s of CPU: three pretraining runs and four fine-tunes
+def test_ablate_trains_each_distinct_variant_once_on_shared_heldout_text(ablate_recipe: Path):
+    result = CliRunner().invoke(app, ["ablate", str(ablate_recipe)])
+    assert result.exit_code == 0, result.output
+    out = ablate_recipe.parent / "runs" / "abl" / "ablation"
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    by_name = {v["name"]: v for v in results["variants"]}
+
+    # raw keeps the exact copies that full removes; the length step changes nothing here
+    assert by_name["raw"]["counts"]["kept"] > by_name["full"]["counts"]["kept"]
+    assert by_name["no-exact_dedup"]["counts"]["kept"] > by_name["full"]["counts"]["kept"]
+    assert by_name["no-length"]["same_as"] == "full"
+    assert by_name["raw"]["same_as"] is None
+    assert set(results["pretrained"]) == {"full", "raw", "no-exact_dedup"}
+    assert not (out / "pretrain" / "no-length").exists()
+
+    # one tokenizer; every variant is measured on the full variant's validation documents
+    full_val = json.loads((out / "tokens" / "full" / "manifest.json").read_text())["splits"]
+    for name in ("raw", "no-exact_dedup"):
+        tokens = json.loads((out / "tokens" / name / "manifest.json").read_text())
+        assert tokens["splits"]["validation"] == full_val["validation"]
+        assert tokens["splits"]["train"]["tokens"] > full_val["train"]["tokens"]
+    for name, manifest in results["pretrained"].items():
+        assert manifest["steps"] == 3, name
+        assert manifest["final_val_loss"] is not None
+
+    # downstream from every trained variant and from random init, full data and few-shot
+    assert set(results["downstream"]) == {"full", "raw", "no-exact_dedup", "random init"}
+    for row in results["downstream"].values():
+        assert 0.0 <= row["full"]["macro_f1"] <= 1.0
+        assert len(row["few_shot"]["scores"]) == 2
+
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.index("Outcome") < page.index("Variants") < page.index("What each step removed")
+    assert page.count("<img") == 2
+
+    # a rerun finds every step done and trains nothing again
+    before = (out / "pretrain" / "raw" / "manifest.json").stat().st_mtime_ns
+    again = CliRunner().invoke(app, ["ablate", str(ablate_recipe)])
+    assert again.exit_code == 0, again.output
+    assert (out / "pretrain" / "raw" / "manifest.json").stat().st_mtime_ns == before
+    assert "fine-tuning" not in again.output
