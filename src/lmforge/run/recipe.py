@@ -38,7 +38,7 @@ class PackStage(BaseModel, extra="forbid"):
 class PretrainStage(BaseModel, extra="forbid"):
     """Self-supervised pretraining: masked LM (encoder) or causal LM (decoder)."""
 
-    objective: Literal["mlm", "clm"] = "mlm"
+    objective: Literal["mlm", "rtd", "clm"] = "mlm"
     preset: str = "tiny"
     init: str | None = Field(None, description="local HF model folder to continue pretraining")
     max_minutes: float | None = Field(10.0, gt=0)

@@ -90,7 +90,7 @@ def run_recipe(
     pretrained = None
     if recipe.tokenizer is not None and recipe.pack is not None and recipe.pretrain is not None:
         upstream = _pretrain_stage(recipe, run_dir, upstream, console, results)
-        if recipe.pretrain.objective == "mlm":
+        if recipe.pretrain.objective in ("mlm", "rtd"):  # encoders the classify stage fine-tunes
             pretrained = run_dir / "pretrain"
     if recipe.classify is not None:
         upstream = _classify_stage(recipe, run_dir, upstream, pretrained, console, results)
