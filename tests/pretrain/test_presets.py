@@ -8,7 +8,7 @@ from lmforge.errors import LmforgeError
 from lmforge.models.presets import PRESETS, build_model, param_count, preset_table
 
 
-@pytest.mark.parametrize("objective", ["mlm", "clm"])
+@pytest.mark.parametrize("objective", ["mlm", "rtd", "clm"])
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_param_count_formula_matches_the_model(objective, preset):
     model = build_model(objective, preset, vocab_size=1234, max_len=96)

@@ -16,7 +16,11 @@ def pretrain_command(
     tokens_dir: Annotated[Path, typer.Argument(help="tokens folder from `lmforge tokenizer pack`")],
     out: Annotated[Path, typer.Option(help="output folder (a save_pretrained model folder)")],
     objective: Annotated[
-        str, typer.Option(help="mlm (BERT-style encoder) or clm (Llama-style decoder)")
+        str,
+        typer.Option(
+            help="mlm (BERT-style encoder), rtd (ELECTRA replaced-token detection: an encoder "
+            "trained on every token) or clm (Llama-style decoder)"
+        ),
     ] = "mlm",
     preset: Annotated[str, typer.Option(help=f"model size: {preset_table()}")] = "tiny",
     init: Annotated[

@@ -2,6 +2,8 @@
 
 - ``mlm``: a BERT-style encoder (``BertConfig`` -> ``BertForMaskedLM``), no pooler.
 - ``clm``: a Llama-style decoder (``LlamaConfig`` -> ``LlamaForCausalLM``), tied embeddings.
+- ``rtd``: an ELECTRA discriminator of the encoder's size (``ElectraConfig`` ->
+  ``ElectraForPreTraining``); its generator is built by :mod:`lmforge.pretrain.rtd`.
 
 No dropout (as in Llama and budget BERT recipes such as "Cramming"): a short pretraining run
 over a small corpus is not in the overfitting regime, and on CPU dropout's random masks cost
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from lmforge.errors import LmforgeError
 
-OBJECTIVES = ("mlm", "clm")
+OBJECTIVES = ("mlm", "clm", "rtd")
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,11 @@ def param_count(objective: str, preset: str, vocab_size: int, max_len: int = 128
     """Exact number of parameters of :func:`build_model` (tied embeddings counted once)."""
     p = _check(objective, preset)
     h, f, L, V = p.hidden, p.encoder_ffn, p.layers, vocab_size
-    if objective == "mlm":
+    if objective in ("mlm", "rtd"):
         embeddings = V * h + max_len * h + 2 * h + 2 * h  # word, position, token type, LayerNorm
         layer = 4 * (h * h + h) + 2 * h + (h * f + f) + (f * h + h) + 2 * h
+        if objective == "rtd":  # discriminator head: dense h->h, then h->1
+            return embeddings + L * layer + (h * h + h) + (h + 1)
         head = (h * h + h) + 2 * h + V  # transform + LayerNorm + decoder bias (weight tied)
         return embeddings + L * layer + head
     f = p.decoder_ffn
@@ -84,6 +88,21 @@ def build_config(
 ):
     """A transformers config for ``preset`` (SDPA attention)."""
     p = _check(objective, preset)
+    if objective == "rtd":
+        from transformers import ElectraConfig
+
+        return ElectraConfig(
+            vocab_size=vocab_size,
+            embedding_size=p.hidden,
+            hidden_size=p.hidden,
+            num_hidden_layers=p.layers,
+            num_attention_heads=p.heads,
+            intermediate_size=p.encoder_ffn,
+            max_position_embeddings=max_len,
+            pad_token_id=pad_token_id,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
     if objective == "mlm":
         from transformers import BertConfig
 
@@ -116,8 +135,13 @@ def build_config(
 
 
 def build_model(objective: str, preset: str, vocab_size: int, max_len: int = 128, **token_ids):
-    """A freshly initialised ``BertForMaskedLM`` (mlm) or ``LlamaForCausalLM`` (clm)."""
+    """A freshly initialised ``BertForMaskedLM`` (mlm), ``ElectraForPreTraining`` (rtd: the
+    discriminator) or ``LlamaForCausalLM`` (clm)."""
     config = build_config(objective, preset, vocab_size, max_len, **token_ids)
+    if objective == "rtd":
+        from transformers import ElectraForPreTraining
+
+        return ElectraForPreTraining._from_config(config, attn_implementation="sdpa")
     if objective == "mlm":
         from transformers import BertForMaskedLM
 
@@ -132,9 +156,11 @@ def load_model(objective: str, model_dir: str | Path):
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise LmforgeError(f"--init {path}: not a model folder (no config.json)")
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, ElectraForPreTraining
 
-    auto = AutoModelForMaskedLM if objective == "mlm" else AutoModelForCausalLM
+    auto = {"mlm": AutoModelForMaskedLM, "rtd": ElectraForPreTraining}.get(
+        objective, AutoModelForCausalLM
+    )
     try:
         return auto.from_pretrained(path, attn_implementation="sdpa")
     except (ValueError, ImportError):

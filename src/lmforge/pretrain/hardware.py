@@ -97,7 +97,10 @@ def train_flops_per_token(config, objective: str, seq_len: int, mask_rate: float
     """
     h, L, V = config.hidden_size, config.num_hidden_layers, config.vocab_size
     f = config.intermediate_size
-    if objective == "mlm":
+    if objective == "rtd":  # discriminator on every token + a 1/4-width generator (~1/16 FLOPs)
+        block = (4 * h * h + 2 * h * f) * (1 + 1 / 16)
+        head = h * h + (h * h / 4 + h * V) * mask_rate
+    elif objective == "mlm":
         block = 4 * h * h + 2 * h * f
         head = (h * h + h * V) * mask_rate
     else:

@@ -72,6 +72,10 @@ def _optimizer(model, lr: float, weight_decay: float, device) -> torch.optim.Opt
         return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6, foreach=True)
 
 
+def optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
 @torch.no_grad()
 def evaluate(net, data, batches, seed: int, autocast, device, world: int, rank: int) -> dict:
     """Validation loss, perplexity and accuracy (masked tokens for MLM, next token for CLM)."""
@@ -148,8 +152,8 @@ def pretrain(
     """
     from transformers import AutoTokenizer
 
-    if objective not in ("mlm", "clm"):
-        raise LmforgeError(f"unknown objective {objective!r}; choose mlm or clm")
+    if objective not in ("mlm", "clm", "rtd"):
+        raise LmforgeError(f"unknown objective {objective!r}; choose mlm, rtd or clm")
     if max_steps is None and max_tokens is None and max_minutes is None:
         max_minutes = 10.0
     tokens_dir, out = Path(tokens_dir), Path(out_dir)
@@ -159,7 +163,7 @@ def pretrain(
     )
     make = (
         (lambda s: MLMData(s, tokenizer, seq_len, whole_word_mask))
-        if objective == "mlm"
+        if objective in ("mlm", "rtd")
         else (lambda s: CLMData(s, tokenizer, seq_len))
     )
     train = make(read_split(tokens_dir, "train"))
@@ -206,12 +210,13 @@ def pretrain(
     )
     peak = matmul_peak(device, dtype_name) if master else 1.0
     flops_per_token = train_flops_per_token(model.config, objective, seq_len)
-    net = objective_module(objective, model)
+    net = objective_module(objective, model).to(device)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizer = _optimizer(model, lr, weight_decay, device)
+    # the objective module holds everything that trains (RTD: the generator too)
+    optimizer = _optimizer(net.module if world > 1 else net, lr, weight_decay, device)
     n_params = sum(p.numel() for p in model.parameters())
 
     step = tokens = epoch = pos = 0
@@ -219,6 +224,8 @@ def pretrain(
     if resume:
         state = load_checkpoint(out)
         model.load_state_dict(state["model"])
+        if "generator" in state:
+            (net.module if world > 1 else net).generator.load_state_dict(state["generator"])
         optimizer.load_state_dict(state["optimizer"])
         step, tokens, elapsed, epoch, pos = (
             state[k] for k in ("step", "tokens", "elapsed", "epoch", "pos")
@@ -272,7 +279,7 @@ def pretrain(
         lr_now = lr_at(step, progress_frac, lr, warmup_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr_now
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        torch.nn.utils.clip_grad_norm_(optimizer_params(optimizer), clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
@@ -318,9 +325,15 @@ def pretrain(
             else:
                 rngs = [rng_state()]
             if master:
+                extra = (
+                    {"generator": (net.module if world > 1 else net).generator.state_dict()}
+                    if objective == "rtd"
+                    else {}
+                )
                 save_checkpoint(
                     out,
-                    {
+                    extra
+                    | {
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "step": step,

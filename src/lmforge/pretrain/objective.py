@@ -47,4 +47,8 @@ class CausalLM(nn.Module):
 
 
 def objective_module(objective: str, model: nn.Module) -> nn.Module:
+    if objective == "rtd":
+        from lmforge.pretrain.rtd import ReplacedTokenDetection
+
+        return ReplacedTokenDetection(model)
     return MaskedLM(model) if objective == "mlm" else CausalLM(model)

@@ -45,7 +45,7 @@ class PackStage(BaseModel, extra="forbid"):
 class PretrainStage(BaseModel, extra="forbid"):
     """Self-supervised pretraining: masked LM (encoder) or causal LM (decoder)."""
 
-    objective: Literal["mlm", "clm"] = "mlm"
+    objective: Literal["mlm", "rtd", "clm"] = "mlm"
     preset: str = "tiny"
     init: str | None = Field(None, description="local HF model folder to continue pretraining")
     # budgets: training stops at the first one reached. Steps and tokens give the same model on a

@@ -231,7 +231,7 @@ def _pretrain(recipe, step, upstream, workers, console, results) -> str:
 
 def _pretrained_encoder(recipe: Recipe) -> Path | None:
     has_pretrain = recipe.tokenizer and recipe.pack and recipe.pretrain
-    if has_pretrain and recipe.pretrain.objective == "mlm":
+    if has_pretrain and recipe.pretrain.objective in ("mlm", "rtd"):  # encoders to fine-tune
         return recipe.run_dir() / "pretrain"
     return None
 
