@@ -22,6 +22,7 @@ what is compared).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -46,6 +47,7 @@ def build(inputs: Path, out: Path, executor) -> tuple[float, dict]:
 
 
 def run_datatrove(inputs: Path, work: Path, workers: int, shards: int) -> dict[str, float]:
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on loopback only
     import ray
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.executor.ray import RayPipelineExecutor
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("--skip-datatrove", action="store_true")
     args = parser.parse_args()
 
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on loopback only
     import ray
 
     from lmforge.corpus.config import RayExecutorConfig

@@ -19,6 +19,9 @@ from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.pipeline import build_corpus
 from lmforge.corpus.rank import RankTask, run_rank
 
+# Ray would advertise this machine's network address; the tests keep every Ray process on
+# loopback (read when ray is imported, inherited by its workers and by the CLI subprocesses).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'lmforge[ray]')")
 
 from lmforge.corpus.config import RayExecutorConfig  # noqa: E402
@@ -201,6 +204,11 @@ def test_node_removed_mid_build_finishes_with_identical_output(
     manifest = build_corpus(make_config(inputs), out, RayExecutor())
     watcher.join(timeout=5)
     assert removed.is_set(), "the node was never removed: the test tested nothing"
+    # the GCS marks a killed raylet dead after its health checks fail (seconds, more on a busy
+    # machine); the build above must not have waited for that
+    deadline = time.time() + 90
+    while len([n for n in ray.nodes() if n["Alive"]]) != 1 and time.time() < deadline:
+        time.sleep(1)
     assert len([n for n in ray.nodes() if n["Alive"]]) == 1
     assert manifest["executor"]["nodes"] == 2
     assert manifest["output_hash"] == reference["output_hash"]

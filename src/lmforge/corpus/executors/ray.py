@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -91,6 +92,10 @@ class RayExecutor:
     def _connect(self) -> Any:
         if self._ray is not None:
             return self._ray
+        if self.config.address == "local" and "ray" not in sys.modules:
+            # a Ray of this machine alone listens on loopback, not on the network address Ray
+            # picks for a cluster (read when ray is imported, inherited by its workers)
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray = import_ray()
         if not ray.is_initialized():
             address = self.config.address
