@@ -69,6 +69,15 @@ def test_utf16_and_utf32_with_bom_are_read_line_by_line(tmp_path, lines, codec):
     assert docs[0].meta["encoding"].startswith("utf-")
 
 
+def test_utf16_without_bom_is_binary_unless_declared(tmp_path, lines):
+    path = tmp_path / "le.txt"
+    path.write_bytes("\n".join(lines[:30]).encode("utf-16-le"))
+    _, bad = read(path)
+    assert [b.reason for b in bad] == ["binary_file"]
+    docs, bad = read(path, encoding="utf-16-le")
+    assert not bad and [d.text for d in docs] == lines[:30]
+
+
 def test_utf16_jsonl_and_csv(tmp_path, lines):
     jsonl = tmp_path / "a.jsonl"
     jsonl.write_bytes(

@@ -21,7 +21,12 @@ from lmforge.corpus.readers.stream import (
     record_id,
     strip_compression,
 )
-from lmforge.corpus.readers.text import MAX_BYTES_PER_CHAR, not_text_record, stream_encoding
+from lmforge.corpus.readers.text import (
+    MAX_BYTES_PER_CHAR,
+    not_text_record,
+    sniff_binary,
+    stream_encoding,
+)
 from lmforge.corpus.remote import one_line
 
 if TYPE_CHECKING:
@@ -39,7 +44,9 @@ def read_csv(shard: Shard, source: FileSource) -> Iterator[Record]:
     (where the row starts). Reasons: ``malformed_csv`` (wrong number of fields, bad
     quoting), ``invalid_encoding``, ``too_long``, ``empty_text``, ``missing_field``.
     """
-    return read_file(shard, lambda stream: _csv_body(shard, source, stream))
+    return read_file(
+        shard, lambda stream: _csv_body(shard, source, stream), check_binary=sniff_binary(source)
+    )
 
 
 class _LineFeed:

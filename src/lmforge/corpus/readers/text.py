@@ -41,6 +41,12 @@ def stream_encoding(stream: InputStream, declared: str) -> str | None:
     return encoding
 
 
+def sniff_binary(source: FileSource) -> bool:
+    """Whether to judge the file binary by its control bytes: not when the recipe declares
+    a UTF-16/32 codec (without a BOM, such text is half NUL bytes)."""
+    return source.encoding == "auto" or not needs_transcoding(source.encoding)
+
+
 def not_text_record(shard: Shard) -> BadRecord:
     detail = f"{shard.path}: not text in UTF-8, GB18030 or Big5 (binary file?); set encoding"
     return BadRecord(file_id(shard), "binary_file", detail)
@@ -68,7 +74,9 @@ def read_txt(shard: Shard, source: FileSource) -> Iterator[Record]:
     ``invalid_encoding``, and the file-level ones of :func:`read_file`.
     """
     body = _txt_per_file if source.doc_per == "file" else _txt_per_line
-    return read_file(shard, lambda stream: body(shard, source, stream))
+    return read_file(
+        shard, lambda stream: body(shard, source, stream), check_binary=sniff_binary(source)
+    )
 
 
 def _txt_per_line(shard: Shard, source: FileSource, stream: InputStream) -> Iterator[Record]:
@@ -135,7 +143,9 @@ def read_jsonl(shard: Shard, source: FileSource) -> Iterator[Record]:
     Reasons: ``malformed_json`` (not JSON, or not an object), ``invalid_encoding``,
     ``empty_text`` (also for a blank line), ``too_long``, ``missing_field``, ``bad_type``.
     """
-    return read_file(shard, lambda stream: _jsonl_body(shard, source, stream))
+    return read_file(
+        shard, lambda stream: _jsonl_body(shard, source, stream), check_binary=sniff_binary(source)
+    )
 
 
 def _jsonl_body(shard: Shard, source: FileSource, stream: InputStream) -> Iterator[Record]:
