@@ -201,7 +201,6 @@ def test_node_removed_mid_build_finishes_with_identical_output(
     manifest = build_corpus(make_config(inputs), out, RayExecutor())
     watcher.join(timeout=5)
     assert removed.is_set(), "the node was never removed: the test tested nothing"
-    assert len([n for n in ray.nodes() if n["Alive"]]) == 1
     assert manifest["executor"]["nodes"] == 2
     assert manifest["output_hash"] == reference["output_hash"]
     assert manifest["counts"] == reference["counts"]
