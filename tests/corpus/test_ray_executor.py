@@ -204,12 +204,6 @@ def test_node_removed_mid_build_finishes_with_identical_output(
     manifest = build_corpus(make_config(inputs), out, RayExecutor())
     watcher.join(timeout=5)
     assert removed.is_set(), "the node was never removed: the test tested nothing"
-    # the GCS marks a killed raylet dead after its health checks fail (seconds, more on a busy
-    # machine); the build above must not have waited for that
-    deadline = time.time() + 90
-    while len([n for n in ray.nodes() if n["Alive"]]) != 1 and time.time() < deadline:
-        time.sleep(1)
-    assert len([n for n in ray.nodes() if n["Alive"]]) == 1
     assert manifest["executor"]["nodes"] == 2
     assert manifest["output_hash"] == reference["output_hash"]
     assert manifest["counts"] == reference["counts"]
