@@ -123,18 +123,3 @@ def run_periodic(
         console.print(f"next pass in {wait:,.0f} s (Ctrl-C stops)")
         time.sleep(wait)
     return done
-
-
-def collect_stage(config: CollectConfig, run_dir: Path, console: Console) -> dict[str, Any]:
-    """The ``collect`` stage of ``lmforge run``: one pass; when it stored new rows, the
-    corpus built from the store before is stale, so its folder is removed and the corpus
-    (and every stage after it, through their fingerprints) is rebuilt."""
-    import shutil
-
-    console.rule("[bold]collect")
-    summary = run_collect(config, run_dir, console)
-    corpus = Path(run_dir) / "corpus"
-    if summary["new"] and corpus.exists():
-        console.print(f"collect: {summary['new']:,} new rows, rebuilding {corpus}")
-        shutil.rmtree(corpus)
-    return summary

@@ -64,11 +64,9 @@ def run_recipe(
     run_dir.mkdir(parents=True, exist_ok=True)
     collected = None
     if recipe.collect is not None:  # one incremental pass into the store the corpus reads
-        from lmforge.collect.runner import collect_stage
-
         console.rule("[bold]collect")
         start = time.perf_counter()
-        collected = collect_stage(recipe.collect, run_dir, console)
+        collected = _collect(recipe, run_dir, console)
         collect_seconds = round(time.perf_counter() - start, 1)
     corpus = corpus_config(recipe, console)
     if workers is not None:
@@ -99,6 +97,19 @@ def run_recipe(
     return results
 
 
+def _collect(recipe: Recipe, run_dir: Path, console: Console) -> dict[str, Any]:
+    """One incremental collect pass. New rows make the corpus built from the store stale: its
+    folder goes (only one lmforge made), and the corpus and every later stage are rebuilt."""
+    from lmforge.collect.runner import run_collect
+
+    summary = run_collect(recipe.collect, run_dir, console)
+    corpus = run_dir / "corpus"
+    if summary["new"] and corpus.exists():
+        console.print(f"collect: {summary['new']:,} new rows, rebuilding {corpus}")
+        remove_stage_folder(corpus, run_dir)
+    return summary
+
+
 def _done(folder: Path, digest: str, start: float, **extra: Any) -> None:
     mark_stage(folder, digest, "done", seconds=round(time.perf_counter() - start, 1), **extra)
 
@@ -115,8 +126,8 @@ def _corpus(corpus, step: PlannedStage, console: Console, results: dict) -> str:
     folder = step.folder
     # a corpus built with another config is rebuilt in a run folder lmforge made; anywhere else
     # build_corpus refuses, as `lmforge corpus build` does
+    create_stage_folder(folder)  # marked as lmforge's own when it is new (before anything is in it)
     results["corpus"] = build_corpus(corpus, folder, overwrite=is_ours(folder))
-    create_stage_folder(folder)
     counts = results["corpus"]["counts"]
     console.print(
         f"corpus: read {counts['read']:,}, kept {counts['kept']:,}, removed {counts['removed']:,}"
