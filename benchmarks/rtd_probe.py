@@ -15,34 +15,28 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 
 def tokens_folder(texts: list[str], vocab_size: int, out: Path) -> Path:
     """Tokenizer + train/validation shards in the pack format (every 10th text held out)."""
     from transformers import AutoTokenizer
 
+    from lmforge.tokenizer.pack import MANIFEST, SplitWriter, token_dtype
     from lmforge.tokenizer.train import train_tokenizer
 
-    if (out / "manifest.json").is_file():
+    if (out / MANIFEST).is_file():
         return out
     out.mkdir(parents=True, exist_ok=True)
     train_tokenizer(texts, "wordpiece", vocab_size, out / "tokenizer")
     tok = AutoTokenizer.from_pretrained(out / "tokenizer")
     encoded = tok(texts, add_special_tokens=False)["input_ids"]
-    manifest = {"dtype": "uint16", "vocab_size": len(tok), "tokenizer": "tokenizer", "splits": {}}
-    for name, keep in (("train", lambda i: i % 10), ("validation", lambda i: not i % 10)):
-        docs = [ids for i, ids in enumerate(encoded) if keep(i)]
-        flat = np.asarray([t for d in docs for t in d], np.uint16)
-        starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
-        np.save(out / f"{name}-00000.npy", flat)
-        np.save(out / f"{name}-00000.idx.npy", starts)
-        manifest["splits"][name] = {
-            "shards": [f"{name}-00000.npy"],
-            "tokens": int(flat.size),
-            "documents": len(docs),
-        }
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    dtype = token_dtype(len(tok))
+    splits = {}
+    for name, rest in (("train", 1), ("validation", 0)):
+        writer = SplitWriter(out, name, dtype, shard_tokens=50_000_000)
+        writer.add([ids for i, ids in enumerate(encoded) if bool(i % 10) == bool(rest)])
+        splits[name] = writer.close()
+    manifest = {"dtype": dtype.name, "vocab_size": len(tok), "tokenizer": "tokenizer"}
+    (out / MANIFEST).write_text(json.dumps(manifest | {"splits": splits}))
     return out
 
 

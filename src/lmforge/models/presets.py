@@ -88,35 +88,23 @@ def build_config(
 ):
     """A transformers config for ``preset`` (SDPA attention)."""
     p = _check(objective, preset)
-    if objective == "rtd":
-        from transformers import ElectraConfig
+    if objective in ("mlm", "rtd"):
+        from transformers import BertConfig, ElectraConfig
 
-        return ElectraConfig(
-            vocab_size=vocab_size,
-            embedding_size=p.hidden,
-            hidden_size=p.hidden,
-            num_hidden_layers=p.layers,
-            num_attention_heads=p.heads,
-            intermediate_size=p.encoder_ffn,
-            max_position_embeddings=max_len,
-            pad_token_id=pad_token_id,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-        )
-    if objective == "mlm":
-        from transformers import BertConfig
-
-        return BertConfig(
-            vocab_size=vocab_size,
-            hidden_size=p.hidden,
-            num_hidden_layers=p.layers,
-            num_attention_heads=p.heads,
-            intermediate_size=p.encoder_ffn,
-            max_position_embeddings=max_len,
-            pad_token_id=pad_token_id,
-            hidden_dropout_prob=0.0,  # see the module docstring
-            attention_probs_dropout_prob=0.0,
-        )
+        encoder = {
+            "vocab_size": vocab_size,
+            "hidden_size": p.hidden,
+            "num_hidden_layers": p.layers,
+            "num_attention_heads": p.heads,
+            "intermediate_size": p.encoder_ffn,
+            "max_position_embeddings": max_len,
+            "pad_token_id": pad_token_id,
+            "hidden_dropout_prob": 0.0,  # see the module docstring
+            "attention_probs_dropout_prob": 0.0,
+        }
+        if objective == "rtd":  # ELECTRA's discriminator: embeddings as wide as the encoder
+            return ElectraConfig(embedding_size=p.hidden, **encoder)
+        return BertConfig(**encoder)
     from transformers import LlamaConfig
 
     return LlamaConfig(
