@@ -185,6 +185,15 @@ def register(app: typer.Typer) -> None:
         backend_option: list[str] = typer.Option(
             None, "--backend-option", help="KEY=VALUE for the backend, e.g. threads=1 (repeatable)"
         ),
+        log_mask_pii: bool = typer.Option(
+            True, "--log-mask-pii/--log-raw-text", help="mask PII in the prediction log's texts"
+        ),
+        log_retention_days: float = typer.Option(
+            None, "--log-retention-days", help="delete logged rows older than this"
+        ),
+        log_retention_rows: int = typer.Option(
+            None, "--log-retention-rows", help="keep only the newest N logged rows"
+        ),
         log_level: str = typer.Option("info", "--log-level"),
         trust_model_code: bool = trust_model_code_option(),
     ) -> None:
@@ -205,5 +214,8 @@ def register(app: typer.Typer) -> None:
             backend=backend,
             backend_options=parse_options(backend_option),
             trust_model_code=trust_model_code,
+            log_mask_pii=log_mask_pii,
+            log_retention_days=log_retention_days,
+            log_retention_rows=log_retention_rows,
         )
         serve(model_dir, host, port, workers, settings, log_level)

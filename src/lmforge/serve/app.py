@@ -101,6 +101,13 @@ def _auth_dependency(keys: tuple[str, ...]):
     return require_api_key
 
 
+def _pii_masker():
+    """The corpus PII masker (every type on): what the prediction log stores is masked text."""
+    from lmforge.corpus.pii import Pii
+
+    return Pii().mask
+
+
 def _page() -> str:
     return resources.files("lmforge.serve").joinpath("static/index.html").read_text("utf-8")
 
@@ -118,6 +125,9 @@ def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
                 settings.prediction_log,
                 max_queue=settings.prediction_log_queue,
                 on_outcome=lambda outcome, n: metrics.log_rows.labels(outcome=outcome).inc(n),
+                mask=_pii_masker() if settings.log_mask_pii else None,
+                retention_days=settings.log_retention_days,
+                retention_rows=settings.log_retention_rows,
             )
             await asyncio.to_thread(state.prediction_log.start)
         loader = asyncio.create_task(state.load())

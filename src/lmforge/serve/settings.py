@@ -45,6 +45,17 @@ class ServeSettings(BaseModel):
         None, description="SQLAlchemy URL or SQLite file path for the prediction log; None: off"
     )
     prediction_log_queue: int = Field(10_000, ge=1, description="log rows held before dropping")
+    log_mask_pii: bool = Field(
+        True,
+        description="mask phone, ID-card, bank-card numbers, e-mails, URLs and IPs in logged "
+        "texts (lmforge.corpus.pii) before they are stored; False stores the raw text",
+    )
+    log_retention_days: float | None = Field(
+        None, gt=0, description="the server deletes logged rows older than this; None: keep"
+    )
+    log_retention_rows: int | None = Field(
+        None, ge=1, description="the server keeps only the newest N logged rows; None: all"
+    )
     drift_window: int = Field(1000, ge=1, description="recent predictions in the drift gauge")
     # -- model -------------------------------------------------------------------------------
     backend: str | None = Field(None, description="Predictor backend; None: the folder's own")
