@@ -26,6 +26,7 @@ app = typer.Typer(
 # Stage order; a module that is absent (not yet built) is simply not registered.
 COMMAND_MODULES = ["run", "corpus", "tokenizer", "pretrain", "classify", "compress"]
 COMMAND_MODULES.append("serve")  # lmforge serve MODEL_DIR
+COMMAND_MODULES.append("registry")  # lmforge registry add|list|activate
 
 for _name in COMMAND_MODULES:
     try:

@@ -7,7 +7,10 @@ then the app loads and warms it in the background at startup, ``/healthz`` answe
 - ``POST /v1/classify`` (classifier folders): texts -> label, score, probabilities, truncated;
   through the :class:`~lmforge.serve.batcher.MicroBatcher`;
 - ``POST /v1/generate`` (causal-LM folders): JSON, or server-sent events with ``"stream": true``;
-- ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` (web page).
+- ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` (web page);
+- ``POST /admin/reload`` (only with admin keys; ``X-Admin-Key``): switch to a registry version
+  (``{"version": "v2"}``, default the registry's current) or reload the folder, with no failed
+  request (see :mod:`lmforge.serve.state`); SIGHUP does the same for a one-process server.
 
 With API keys set, ``/v1/*`` needs ``X-API-Key: KEY`` or ``Authorization: Bearer KEY`` (401
 otherwise); health, metrics and the page stay open. On shutdown the server stops accepting,
@@ -83,8 +86,8 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> 
     return await http_exception_handler(request, exc)
 
 
-def _auth_dependency(keys: tuple[str, ...]):
-    header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+def _auth_dependency(keys: tuple[str, ...], header_name: str = "X-API-Key"):
+    header = APIKeyHeader(name=header_name, auto_error=False, description="a key")
     bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
     encoded = [k.encode() for k in keys]
 
@@ -112,10 +115,11 @@ def _page() -> str:
     return resources.files("lmforge.serve").joinpath("static/index.html").read_text("utf-8")
 
 
-def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
-    """The app serving ``model`` (a Predictor, a CausalLM or a model folder) under ``settings``."""
+def create_app(model, settings: ServeSettings | None = None, source=None) -> FastAPI:
+    """The app serving ``model`` (a Predictor, a CausalLM, a model folder or a registry folder)
+    under ``settings``; ``source``: the folder or registry a loaded ``model`` came from."""
     settings = settings or ServeSettings()
-    state = ServeState(model, settings)
+    state = ServeState(model, settings, source)
     metrics = state.metrics
 
     @asynccontextmanager
@@ -131,9 +135,11 @@ def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
             )
             await asyncio.to_thread(state.prediction_log.start)
         loader = asyncio.create_task(state.load())
+        hup = _on_sighup(state)
         try:
             yield
         finally:
+            hup()
             if not loader.done():
                 loader.cancel()
             if state.batcher is not None:
@@ -218,8 +224,12 @@ def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
                     "load_seconds": state.model.load_seconds,
                     "ready": state.ready,
                 }
-            ]
+            ],
+            "versions": state.versions(),
         }
+
+    if settings.admin_keys:
+        _add_admin_routes(app, state, errors)
 
     if state.kind == CLASSIFIER:
         _add_classify_route(app, state, guarded, errors)
@@ -253,18 +263,17 @@ def _add_classify_route(app: FastAPI, state: ServeState, guarded: list, errors: 
                 )
             texts = [t[:limit] if c else t for t, c in zip(texts, cut, strict=True)]
         try:
-            answers = await asyncio.wait_for(
-                state.batcher.submit(texts), settings.request_timeout_s
-            )
+            pairs = await asyncio.wait_for(state.batcher.submit(texts), settings.request_timeout_s)
         except TimeoutError:
             raise HTTPException(
                 504, f"not answered within {settings.request_timeout_s:g} s"
             ) from None
         except BatcherClosed as exc:
             raise HTTPException(503, str(exc)) from None
+        model = pairs[0][0]  # one model call answered the whole request: one version
+        answers = [answer for _, answer in pairs]
         for answer, was_cut in zip(answers, cut, strict=True):
             answer.truncated = answer.truncated or was_cut
-        model = state.model
         metrics.observe_predictions([a.label for a in answers], sum(a.truncated for a in answers))
         if state.prediction_log is not None:
             state.prediction_log.add(
@@ -278,6 +287,58 @@ def _add_classify_route(app: FastAPI, state: ServeState, guarded: list, errors: 
         # written with orjson, instead of FastAPI validating and serializing it again: that round
         # trip was ~9 % of the request path's profile samples in benchmarks/serve_bench.py.
         return Response(orjson.dumps(payload), media_type="application/json")
+
+
+def _on_sighup(state: ServeState):
+    """SIGHUP reloads (one-process server in the main thread); returns the undo."""
+    import logging
+    import signal
+
+    log = logging.getLogger("lmforge.serve")
+
+    async def reload() -> None:
+        try:
+            await state.reload()
+        except Exception:
+            log.exception("reload on SIGHUP failed; still serving the previous version")
+
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload()))
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        return lambda: None  # not the main thread (tests, --workers: uvicorn restarts them)
+    return lambda: loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _add_admin_routes(app: FastAPI, state: ServeState, errors: dict) -> None:
+    import logging
+
+    from lmforge.errors import LmforgeError
+    from lmforge.serve.schemas import ReloadRequest
+
+    log = logging.getLogger("lmforge.serve")
+    admin = [Depends(_auth_dependency(state.settings.admin_keys, "X-Admin-Key"))]
+
+    @app.post(
+        "/admin/reload",
+        response_model=ModelsResponse,
+        dependencies=admin,
+        responses={401: errors[401], 404: {"model": ErrorResponse}, 500: {"model": ErrorResponse}},
+        summary="switch to a registry version (default: its current) or reload the folder",
+    )
+    async def reload(body: ReloadRequest | None = None):
+        try:
+            info = await state.reload(body.version if body else None)
+        except LmforgeError as exc:
+            log.warning("reload refused: %s", exc)
+            raise HTTPException(404, "no such version, or nothing to reload") from None
+        except Exception:
+            log.exception("reload failed; still serving the previous version")
+            raise HTTPException(500, "reload failed (the server log says why)") from None
+        return {
+            "models": [info | {"kind": state.kind, "ready": True}],
+            "versions": state.versions(),
+        }
 
 
 def _sse(data: dict, event: str | None = None) -> str:

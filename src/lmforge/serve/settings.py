@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: comma-separated API keys read when none are given on the command line
 API_KEYS_ENV = "LMFORGE_API_KEYS"
+ADMIN_KEYS_ENV = "LMFORGE_ADMIN_KEYS"
 
 
 class ServeSettings(BaseModel):
@@ -40,6 +41,9 @@ class ServeSettings(BaseModel):
     )
     # -- auth --------------------------------------------------------------------------------
     api_keys: tuple[str, ...] = Field((), description="accepted keys; empty: no auth")
+    admin_keys: tuple[str, ...] = Field(
+        (), description="keys for /admin/* (X-Admin-Key); empty: no admin routes"
+    )
     # -- monitoring --------------------------------------------------------------------------
     prediction_log: str | None = Field(
         None, description="SQLAlchemy URL or SQLite file path for the prediction log; None: off"
@@ -68,7 +72,7 @@ class ServeSettings(BaseModel):
     )
 
 
-def api_keys_from_env(environ: dict | None = None) -> tuple[str, ...]:
-    """Keys from ``$LMFORGE_API_KEYS`` (comma-separated, blanks ignored)."""
-    raw = (environ if environ is not None else os.environ).get(API_KEYS_ENV, "")
+def api_keys_from_env(environ: dict | None = None, name: str = API_KEYS_ENV) -> tuple[str, ...]:
+    """Keys from ``$LMFORGE_API_KEYS`` (or ``name``; comma-separated, blanks ignored)."""
+    raw = (environ if environ is not None else os.environ).get(name, "")
     return tuple(k.strip() for k in raw.split(",") if k.strip())
