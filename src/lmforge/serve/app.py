@@ -232,7 +232,10 @@ def create_app(model, settings: ServeSettings | None = None, source=None) -> Fas
         _add_admin_routes(app, state, errors)
 
     if state.kind == CLASSIFIER:
+        from lmforge.serve.feedback import add_feedback_route
+
         _add_classify_route(app, state, guarded, errors)
+        add_feedback_route(app, state, guarded, errors)
     else:
         _add_generate_route(app, state, guarded, errors)
     return app

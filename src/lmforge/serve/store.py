@@ -123,6 +123,9 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._engine: sa.Engine | None = None
         self._table = predictions_table(sa.MetaData())
+        from lmforge.serve.feedback import feedback_table
+
+        self._feedback = feedback_table(self._table.metadata)  # beside the predictions
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -244,6 +247,15 @@ class PredictionLog:
         else:
             self._count("written", len(batch))
 
+    def add_feedback(self, row: dict) -> int:
+        """Store one feedback row now (masked like the predictions); its id. Raises on failure."""
+        if self._engine is None:
+            raise RuntimeError("prediction log unavailable")
+        if self.mask is not None and isinstance(row.get("text"), str):
+            row = {**row, "text": self.mask(row["text"])}
+        with self._engine.begin() as conn:
+            return int(conn.execute(sa.insert(self._feedback), [row][0]).inserted_primary_key[0])
+
     def enforce_retention(self) -> int:
         """Delete rows past ``retention_days`` / beyond the newest ``retention_rows``; how many."""
         if self._engine is None or (self.retention_days is None and self.retention_rows is None):
@@ -256,6 +268,8 @@ class PredictionLog:
                     deleted += conn.execute(
                         sa.delete(table).where(table.c.created_at < cutoff)
                     ).rowcount
+                    fb = self._feedback  # feedback holds texts too: the same age limit
+                    conn.execute(sa.delete(fb).where(fb.c.created_at < cutoff))
                 if self.retention_rows is not None:
                     keep_from = conn.execute(
                         sa.select(table.c.id)
