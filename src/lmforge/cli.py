@@ -27,6 +27,7 @@ app = typer.Typer(
 COMMAND_MODULES = ["run", "corpus", "tokenizer", "pretrain", "classify", "compress"]
 COMMAND_MODULES.append("serve")  # lmforge serve MODEL_DIR
 COMMAND_MODULES.append("registry")  # lmforge registry add|list|activate
+COMMAND_MODULES.append("feedback")  # lmforge feedback export|import
 
 for _name in COMMAND_MODULES:
     try:
