@@ -109,14 +109,12 @@ async def _swap_under_load(url: str, texts: list[str], expected: dict) -> None:
     ]
 
 
-def test_registry_cli_adds_lists_and_activates(nb_dir, tmp_path):
+def test_registry_cli_adds_lists_and_activates(nb_dir, reviews_csv, tmp_path):
     from typer.testing import CliRunner
 
     from lmforge.cli import app
 
-    runner, root = CliRunner(), tmp_path / "reg"
-    data = tmp_path / "train.csv"
-    data.write_text("text,label\n好,pos\n差,neg\n", encoding="utf-8")
+    runner, root, data = CliRunner(), tmp_path / "reg", reviews_csv
     for _ in range(2):
         assert (
             runner.invoke(

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lmforge.commands import trust_model_code_option
+
 
 def register(app: typer.Typer) -> None:
     registry_app = typer.Typer(help="Model versions for lmforge serve (hot swap).")
@@ -19,13 +21,19 @@ def register(app: typer.Typer) -> None:
         registry: Path = typer.Argument(..., help="registry folder (created if missing)"),
         model_dir: Path = typer.Argument(..., help="a classifier folder to add as a version"),
         version: str = typer.Option(None, "--version", help="name (default v<N+1>)"),
-        data: Path = typer.Option(None, "--data", help="training data file (its SHA-256 is kept)"),
+        data: str = typer.Option(
+            None,
+            "--data",
+            help="training data (file: its SHA-256 is kept); also the drift reference profile",
+        ),
         activate: bool = typer.Option(True, "--activate/--no-activate", help="make it current"),
+        trust_model_code: bool = trust_model_code_option(),
     ) -> None:
         """Copy MODEL_DIR into REGISTRY as a new version with its metadata."""
         from lmforge.serve.registry import Registry
 
-        name = Registry.create(registry).add(model_dir, version, data, activate)
+        reg = Registry.create(registry)
+        name = reg.add(model_dir, version, data, activate, trust_model_code=trust_model_code)
         Console().print(f"added {name} to {registry}" + (" (current)" if activate else ""))
 
     @registry_app.command("activate")

@@ -199,6 +199,7 @@ def create_app(model, settings: ServeSettings | None = None, source=None) -> Fas
     async def prometheus_metrics() -> Response:
         if state.batcher is not None:
             metrics.queue_depth.set(state.batcher.depth)
+        state.input_drift.update()
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get(
@@ -278,6 +279,7 @@ def _add_classify_route(app: FastAPI, state: ServeState, guarded: list, errors: 
         for answer, was_cut in zip(answers, cut, strict=True):
             answer.truncated = answer.truncated or was_cut
         metrics.observe_predictions([a.label for a in answers], sum(a.truncated for a in answers))
+        state.input_drift.observe(texts, [a.score for a in answers])
         if state.prediction_log is not None:
             state.prediction_log.add(
                 PredictionLog.rows(

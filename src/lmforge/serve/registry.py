@@ -114,6 +114,7 @@ class Registry:
         version: str | None = None,
         data: str | Path | None = None,
         activate: bool = True,
+        trust_model_code: bool = False,
     ) -> str:
         """Copy ``model_dir`` in as ``version`` (default ``v<N+1>``) with its metadata."""
         model_dir = Path(model_dir)
@@ -144,6 +145,10 @@ class Registry:
                 "source": str(model_dir.resolve()),
             },
         )
+        if data is not None:  # the training reference the server's drift gauges compare with
+            from lmforge.serve.drift import build_reference
+
+            build_reference(tmp, str(data), trust_model_code=trust_model_code)
         os.replace(tmp, self.root / version)
         if activate:
             self.activate(version)

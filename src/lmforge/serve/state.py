@@ -18,6 +18,7 @@ from fastapi import HTTPException
 from lmforge.errors import LmforgeError
 from lmforge.predictor import Predictor
 from lmforge.serve.batcher import MicroBatcher
+from lmforge.serve.drift import read_reference
 from lmforge.serve.generation import CAUSAL_LM, CLASSIFIER, CausalLM, folder_kind
 from lmforge.serve.metrics import ServeMetrics, training_label_distribution
 from lmforge.serve.registry import Registry, is_registry
@@ -64,6 +65,9 @@ class ServeState:
             self._tag(model, self.version_name)
         self.reload_lock = asyncio.Lock()
         self.metrics = ServeMetrics(drift_window=settings.drift_window)
+        from lmforge.serve.drift import InputDrift
+
+        self.input_drift = InputDrift(self.metrics.registry, settings.drift_window)
         self.batcher: MicroBatcher | None = None
         self.prediction_log: PredictionLog | None = None
         self.generate_lock = asyncio.Semaphore(1)
@@ -120,6 +124,7 @@ class ServeState:
                 new.meta, new.labels
             )
             self.metrics.set_training_distribution(self.training_distribution)
+            self.input_drift.set_reference(read_reference(folder))
             self.metrics.model_info.clear()
             self.metrics.model_loaded(self.info, new.load_seconds, warmup_seconds, self.kind)
             log.info("now serving %s version %s", new.name, new.version)
@@ -143,6 +148,7 @@ class ServeState:
                     self.model.meta, labels
                 )
                 self.metrics.set_training_distribution(self.training_distribution)
+                self.input_drift.set_reference(read_reference(self.source))
                 self.batcher = MicroBatcher(
                     self.predict_batch,
                     self.settings.max_batch,
