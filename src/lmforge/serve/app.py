@@ -35,6 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lmforge.serve.admin import add_admin_routes, reload_on_sighup
 from lmforge.serve.batcher import BatcherClosed
 from lmforge.serve.generation import CLASSIFIER, CausalLM
 from lmforge.serve.middleware import ServeMiddleware
@@ -135,7 +136,7 @@ def create_app(model, settings: ServeSettings | None = None, source=None) -> Fas
             )
             await asyncio.to_thread(state.prediction_log.start)
         loader = asyncio.create_task(state.load())
-        hup = _on_sighup(state)
+        hup = reload_on_sighup(state)
         try:
             yield
         finally:
@@ -230,7 +231,7 @@ def create_app(model, settings: ServeSettings | None = None, source=None) -> Fas
         }
 
     if settings.admin_keys:
-        _add_admin_routes(app, state, errors)
+        add_admin_routes(app, state, errors, _auth_dependency(settings.admin_keys, "X-Admin-Key"))
 
     if state.kind == CLASSIFIER:
         from lmforge.serve.feedback import add_feedback_route
@@ -292,58 +293,6 @@ def _add_classify_route(app: FastAPI, state: ServeState, guarded: list, errors: 
         # written with orjson, instead of FastAPI validating and serializing it again: that round
         # trip was ~9 % of the request path's profile samples in benchmarks/serve_bench.py.
         return Response(orjson.dumps(payload), media_type="application/json")
-
-
-def _on_sighup(state: ServeState):
-    """SIGHUP reloads (one-process server in the main thread); returns the undo."""
-    import logging
-    import signal
-
-    log = logging.getLogger("lmforge.serve")
-
-    async def reload() -> None:
-        try:
-            await state.reload()
-        except Exception:
-            log.exception("reload on SIGHUP failed; still serving the previous version")
-
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload()))
-    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
-        return lambda: None  # not the main thread (tests, --workers: uvicorn restarts them)
-    return lambda: loop.remove_signal_handler(signal.SIGHUP)
-
-
-def _add_admin_routes(app: FastAPI, state: ServeState, errors: dict) -> None:
-    import logging
-
-    from lmforge.errors import LmforgeError
-    from lmforge.serve.schemas import ReloadRequest
-
-    log = logging.getLogger("lmforge.serve")
-    admin = [Depends(_auth_dependency(state.settings.admin_keys, "X-Admin-Key"))]
-
-    @app.post(
-        "/admin/reload",
-        response_model=ModelsResponse,
-        dependencies=admin,
-        responses={401: errors[401], 404: {"model": ErrorResponse}, 500: {"model": ErrorResponse}},
-        summary="switch to a registry version (default: its current) or reload the folder",
-    )
-    async def reload(body: ReloadRequest | None = None):
-        try:
-            info = await state.reload(body.version if body else None)
-        except LmforgeError as exc:
-            log.warning("reload refused: %s", exc)
-            raise HTTPException(404, "no such version, or nothing to reload") from None
-        except Exception:
-            log.exception("reload failed; still serving the previous version")
-            raise HTTPException(500, "reload failed (the server log says why)") from None
-        return {
-            "models": [info | {"kind": state.kind, "ready": True}],
-            "versions": state.versions(),
-        }
 
 
 def _sse(data: dict, event: str | None = None) -> str:

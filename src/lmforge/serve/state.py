@@ -42,6 +42,12 @@ def load_served_model(source: Path, kind: str, settings: ServeSettings):
     return CausalLM.load(source)
 
 
+def _refreeze() -> None:
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ServeState:
     """The served model and everything around it, for one app."""
 
@@ -127,6 +133,9 @@ class ServeState:
             self.input_drift.set_reference(read_reference(folder))
             self.metrics.model_info.clear()
             self.metrics.model_loaded(self.info, new.load_seconds, warmup_seconds, self.kind)
+            if self.frozen:  # the old model sits in gc.freeze()'s permanent generation: release
+                # it and freeze the new one (one full collection, ~0.5 s, once per reload)
+                await asyncio.to_thread(_refreeze)
             log.info("now serving %s version %s", new.name, new.version)
             return self.info
 
