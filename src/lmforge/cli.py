@@ -31,6 +31,8 @@ COMMAND_MODULES.append("recipe")  # lmforge recipe init|check
 COMMAND_MODULES.insert(1, "collect")  # lmforge collect RECIPE, lmforge demo-shop
 COMMAND_MODULES.append("augment")  # lmforge augment DATA --out OUT
 COMMAND_MODULES.append("ablate")  # lmforge ablate RECIPE
+COMMAND_MODULES.append("registry")  # lmforge registry add|list|activate
+COMMAND_MODULES.append("feedback")  # lmforge feedback export|import
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"lmforge.commands.{_name}").register(app)

@@ -33,6 +33,21 @@ def nb_dir(serve_reviews, tmp_path_factory):
     return model.save(out, extra={"spec": "nb", "metrics": {"test": test, "val": None}})
 
 
+@pytest.fixture(scope="session")
+def reviews_csv(serve_reviews, tmp_path_factory):
+    """The same 600 train / 300 test reviews as a CSV with a split column (a DATA argument)."""
+    import pandas as pd
+
+    train_x, train_y, test_x, test_y = serve_reviews
+    rows = [
+        {"text": t, "label": y, "split": "train"} for t, y in zip(train_x, train_y, strict=True)
+    ]
+    rows += [{"text": t, "label": y, "split": "test"} for t, y in zip(test_x, test_y, strict=True)]
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture()
 def live_server():
     """Start ``app`` under a real uvicorn on 127.0.0.1:<free port>; yields a starter."""

@@ -91,3 +91,30 @@ def test_paste_reviews_and_read_labels_by_keyboard(nb_dir, live_server, browser)
         page.keyboard.press("Control+Enter")
         page.wait_for_function("document.getElementById('error').textContent.includes('API key')")
         assert page.locator("#error").inner_text() == "Not classified: invalid API key"
+
+
+def test_wrong_label_control_sends_feedback(nb_dir, live_server, browser, tmp_path):
+    import sqlalchemy as sa
+
+    from lmforge.serve.feedback import FEEDBACK_TABLE
+
+    db = tmp_path / "p.sqlite"
+    review = "质量很好，物流也快，很满意"
+    given = Predictor.load(nb_dir).predict([review])[0].label
+    other = "neg" if given == "pos" else "pos"
+    app = create_app(nb_dir, ServeSettings(prediction_log=str(db)))
+    with live_server(app) as (_, url):
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_function("document.getElementById('model').textContent.includes('labels')")
+        page.fill("#texts", review)
+        page.click("#submit")
+        page.wait_for_function("document.querySelectorAll('#results li').length === 1")
+        page.get_by_role("button", name="wrong label?").click()
+        page.get_by_role("button", name=f"it is {other}").click()
+        page.wait_for_function(
+            "document.querySelector('.feedback [role=status]').textContent.startsWith('Thanks')"
+        )
+    with sa.create_engine(f"sqlite:///{db}").connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT text, label, request_id FROM {FEEDBACK_TABLE}")).all()
+    assert len(rows) == 1 and rows[0][0] == review and rows[0][1] == other and rows[0][2]

@@ -101,12 +101,16 @@ def serve(
     from lmforge.predictor import resolve_model_dir
     from lmforge.serve.app import MODEL_ENV, SETTINGS_ENV
     from lmforge.serve.generation import folder_kind
+    from lmforge.serve.registry import Registry, is_registry
     from lmforge.serve.settings import ServeSettings
 
     console = console or Console(stderr=True)
     settings = settings or ServeSettings()
     model_dir = resolve_model_dir(model_dir)  # a run folder serves the model it chose
-    kind = folder_kind(model_dir)
+    folder = model_dir  # a registry serves its current version
+    if is_registry(model_dir):
+        folder = Registry(model_dir).path(Registry(model_dir).current)
+    kind = folder_kind(folder)
     if workers < 1:
         raise LmforgeError(f"--workers must be ≥ 1, got {workers}")
     _check_port(host, port)
@@ -115,12 +119,12 @@ def serve(
             f"[bold yellow]warning:[/] listening on {host} without an API key: anyone who can "
             "reach this machine can use the model (--api-key or $LMFORGE_API_KEYS)"
         )
-    with console.status(f"loading {model_dir}"):
-        model = preload(model_dir, kind, settings)
+    with console.status(f"loading {folder}"):
+        model = preload(folder, kind, settings)
     if workers == 1:  # this process serves: keep the model it has just loaded
         from lmforge.serve.app import create_app
 
-        target, factory = create_app(model, settings), False
+        target, factory = create_app(model, settings, source=model_dir), False
     else:  # each worker process loads its own copy; this one only checked that it loads
         from lmforge.serve.lifeline import PARENT_ENV
 
@@ -155,7 +159,9 @@ def serve(
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(
-        model_dir: Path = typer.Argument(..., help="a classifier folder or a causal-LM folder"),
+        model_dir: Path = typer.Argument(
+            ..., help="a classifier folder, a registry folder (lmforge registry) or a causal LM"
+        ),
         host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
         port: int = typer.Option(8000, "--port"),
         workers: int = typer.Option(1, "--workers", help="processes, each with its own model"),
@@ -178,6 +184,11 @@ def register(app: typer.Typer) -> None:
         api_key: list[str] = typer.Option(
             None, "--api-key", help="accepted API key (repeatable; or $LMFORGE_API_KEYS)"
         ),
+        admin_key: list[str] = typer.Option(
+            None,
+            "--admin-key",
+            help="key for POST /admin/reload (X-Admin-Key; repeatable; or $LMFORGE_ADMIN_KEYS)",
+        ),
         prediction_log: str = typer.Option(
             None, "--prediction-log", help="SQLite file or SQLAlchemy URL to log predictions to"
         ),
@@ -187,11 +198,20 @@ def register(app: typer.Typer) -> None:
         backend_option: list[str] = typer.Option(
             None, "--backend-option", help="KEY=VALUE for the backend, e.g. threads=1 (repeatable)"
         ),
+        log_mask_pii: bool = typer.Option(
+            True, "--log-mask-pii/--log-raw-text", help="mask PII in the prediction log's texts"
+        ),
+        log_retention_days: float = typer.Option(
+            None, "--log-retention-days", help="delete logged rows older than this"
+        ),
+        log_retention_rows: int = typer.Option(
+            None, "--log-retention-rows", help="keep only the newest N logged rows"
+        ),
         log_level: str = typer.Option("info", "--log-level"),
         trust_model_code: bool = trust_model_code_option(),
     ) -> None:
         """Serve a model: POST /v1/classify (or /v1/generate), /metrics, a web page at /."""
-        from lmforge.serve.settings import api_keys_from_env
+        from lmforge.serve.settings import ADMIN_KEYS_ENV, api_keys_from_env
 
         settings = build_settings(
             max_batch=max_batch,
@@ -203,9 +223,13 @@ def register(app: typer.Typer) -> None:
             max_body_bytes=max_body_bytes,
             request_timeout_s=timeout,
             api_keys=tuple(api_key or ()) or api_keys_from_env(),
+            admin_keys=tuple(admin_key or ()) or api_keys_from_env(name=ADMIN_KEYS_ENV),
             prediction_log=prediction_log,
             backend=backend,
             backend_options=parse_options(backend_option),
             trust_model_code=trust_model_code,
+            log_mask_pii=log_mask_pii,
+            log_retention_days=log_retention_days,
+            log_retention_rows=log_retention_rows,
         )
         serve(model_dir, host, port, workers, settings, log_level)

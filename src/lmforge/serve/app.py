@@ -7,7 +7,10 @@ then the app loads and warms it in the background at startup, ``/healthz`` answe
 - ``POST /v1/classify`` (classifier folders): texts -> label, score, probabilities, truncated;
   through the :class:`~lmforge.serve.batcher.MicroBatcher`;
 - ``POST /v1/generate`` (causal-LM folders): JSON, or server-sent events with ``"stream": true``;
-- ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` (web page).
+- ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` (web page);
+- ``POST /admin/reload`` (only with admin keys; ``X-Admin-Key``): switch to a registry version
+  (``{"version": "v2"}``, default the registry's current) or reload the folder, with no failed
+  request (see :mod:`lmforge.serve.state`); SIGHUP does the same for a one-process server.
 
 With API keys set, ``/v1/*`` needs ``X-API-Key: KEY`` or ``Authorization: Bearer KEY`` (401
 otherwise); health, metrics and the page stay open. On shutdown the server stops accepting,
@@ -32,6 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lmforge.serve.admin import add_admin_routes, reload_on_sighup
 from lmforge.serve.batcher import BatcherClosed
 from lmforge.serve.generation import CLASSIFIER, CausalLM
 from lmforge.serve.middleware import ServeMiddleware
@@ -83,8 +87,8 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> 
     return await http_exception_handler(request, exc)
 
 
-def _auth_dependency(keys: tuple[str, ...]):
-    header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+def _auth_dependency(keys: tuple[str, ...], header_name: str = "X-API-Key"):
+    header = APIKeyHeader(name=header_name, auto_error=False, description="a key")
     bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
     encoded = [k.encode() for k in keys]
 
@@ -101,14 +105,22 @@ def _auth_dependency(keys: tuple[str, ...]):
     return require_api_key
 
 
+def _pii_masker():
+    """The corpus PII masker (every type on): what the prediction log stores is masked text."""
+    from lmforge.corpus.pii import Pii
+
+    return Pii().mask
+
+
 def _page() -> str:
     return resources.files("lmforge.serve").joinpath("static/index.html").read_text("utf-8")
 
 
-def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
-    """The app serving ``model`` (a Predictor, a CausalLM or a model folder) under ``settings``."""
+def create_app(model, settings: ServeSettings | None = None, source=None) -> FastAPI:
+    """The app serving ``model`` (a Predictor, a CausalLM, a model folder or a registry folder)
+    under ``settings``; ``source``: the folder or registry a loaded ``model`` came from."""
     settings = settings or ServeSettings()
-    state = ServeState(model, settings)
+    state = ServeState(model, settings, source)
     metrics = state.metrics
 
     @asynccontextmanager
@@ -118,12 +130,17 @@ def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
                 settings.prediction_log,
                 max_queue=settings.prediction_log_queue,
                 on_outcome=lambda outcome, n: metrics.log_rows.labels(outcome=outcome).inc(n),
+                mask=_pii_masker() if settings.log_mask_pii else None,
+                retention_days=settings.log_retention_days,
+                retention_rows=settings.log_retention_rows,
             )
             await asyncio.to_thread(state.prediction_log.start)
         loader = asyncio.create_task(state.load())
+        hup = reload_on_sighup(state)
         try:
             yield
         finally:
+            hup()
             if not loader.done():
                 loader.cancel()
             if state.batcher is not None:
@@ -183,6 +200,7 @@ def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
     async def prometheus_metrics() -> Response:
         if state.batcher is not None:
             metrics.queue_depth.set(state.batcher.depth)
+        state.input_drift.update()
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get(
@@ -208,11 +226,18 @@ def create_app(model, settings: ServeSettings | None = None) -> FastAPI:
                     "load_seconds": state.model.load_seconds,
                     "ready": state.ready,
                 }
-            ]
+            ],
+            "versions": state.versions(),
         }
 
+    if settings.admin_keys:
+        add_admin_routes(app, state, errors, _auth_dependency(settings.admin_keys, "X-Admin-Key"))
+
     if state.kind == CLASSIFIER:
+        from lmforge.serve.feedback import add_feedback_route
+
         _add_classify_route(app, state, guarded, errors)
+        add_feedback_route(app, state, guarded, errors)
     else:
         _add_generate_route(app, state, guarded, errors)
     return app
@@ -243,19 +268,19 @@ def _add_classify_route(app: FastAPI, state: ServeState, guarded: list, errors: 
                 )
             texts = [t[:limit] if c else t for t, c in zip(texts, cut, strict=True)]
         try:
-            answers = await asyncio.wait_for(
-                state.batcher.submit(texts), settings.request_timeout_s
-            )
+            pairs = await asyncio.wait_for(state.batcher.submit(texts), settings.request_timeout_s)
         except TimeoutError:
             raise HTTPException(
                 504, f"not answered within {settings.request_timeout_s:g} s"
             ) from None
         except BatcherClosed as exc:
             raise HTTPException(503, str(exc)) from None
+        model = pairs[0][0]  # one model call answered the whole request: one version
+        answers = [answer for _, answer in pairs]
         for answer, was_cut in zip(answers, cut, strict=True):
             answer.truncated = answer.truncated or was_cut
-        model = state.model
         metrics.observe_predictions([a.label for a in answers], sum(a.truncated for a in answers))
+        state.input_drift.observe(texts, [a.score for a in answers])
         if state.prediction_log is not None:
             state.prediction_log.add(
                 PredictionLog.rows(

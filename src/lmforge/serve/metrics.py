@@ -11,7 +11,8 @@ each worker process exposes its own). What is measured:
 - ``lmforge_label_drift{window}``: Jensen–Shannon distance (base 2: 0 = same, 1 = disjoint)
   between the served label distribution (``all`` since start, ``recent`` last N predictions)
   and the training one; ``lmforge_label_share{label,window}`` shows the distributions;
-- ``lmforge_prediction_log_rows_total{outcome}``: rows written / dropped by the prediction log.
+- ``lmforge_prediction_log_rows_total{outcome}``: rows written / dropped / expired (retention)
+  by the prediction log.
 
 The training label distribution comes from the model folder's JSON (see
 :func:`training_label_distribution`).

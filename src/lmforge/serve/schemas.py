@@ -51,8 +51,22 @@ class ModelInfo(BaseModel):
     ready: bool
 
 
+class VersionInfo(BaseModel):
+    version: str
+    created: str | None = None
+    data_hash: str | None = None
+    metrics: dict | None = None
+    current: bool = False
+
+
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
+    versions: list[VersionInfo] = Field([], description="a registry's versions (else empty)")
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str | None = Field(None, max_length=64, description="default: the registry's current")
 
 
 class HealthResponse(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: comma-separated API keys read when none are given on the command line
 API_KEYS_ENV = "LMFORGE_API_KEYS"
+ADMIN_KEYS_ENV = "LMFORGE_ADMIN_KEYS"
 
 
 class ServeSettings(BaseModel):
@@ -40,11 +41,25 @@ class ServeSettings(BaseModel):
     )
     # -- auth --------------------------------------------------------------------------------
     api_keys: tuple[str, ...] = Field((), description="accepted keys; empty: no auth")
+    admin_keys: tuple[str, ...] = Field(
+        (), description="keys for /admin/* (X-Admin-Key); empty: no admin routes"
+    )
     # -- monitoring --------------------------------------------------------------------------
     prediction_log: str | None = Field(
         None, description="SQLAlchemy URL or SQLite file path for the prediction log; None: off"
     )
     prediction_log_queue: int = Field(10_000, ge=1, description="log rows held before dropping")
+    log_mask_pii: bool = Field(
+        True,
+        description="mask phone, ID-card, bank-card numbers, e-mails, URLs and IPs in logged "
+        "texts (lmforge.corpus.pii) before they are stored; False stores the raw text",
+    )
+    log_retention_days: float | None = Field(
+        None, gt=0, description="the server deletes logged rows older than this; None: keep"
+    )
+    log_retention_rows: int | None = Field(
+        None, ge=1, description="the server keeps only the newest N logged rows; None: all"
+    )
     drift_window: int = Field(1000, ge=1, description="recent predictions in the drift gauge")
     # -- model -------------------------------------------------------------------------------
     backend: str | None = Field(None, description="Predictor backend; None: the folder's own")
@@ -57,7 +72,7 @@ class ServeSettings(BaseModel):
     )
 
 
-def api_keys_from_env(environ: dict | None = None) -> tuple[str, ...]:
-    """Keys from ``$LMFORGE_API_KEYS`` (comma-separated, blanks ignored)."""
-    raw = (environ if environ is not None else os.environ).get(API_KEYS_ENV, "")
+def api_keys_from_env(environ: dict | None = None, name: str = API_KEYS_ENV) -> tuple[str, ...]:
+    """Keys from ``$LMFORGE_API_KEYS`` (or ``name``; comma-separated, blanks ignored)."""
+    raw = (environ if environ is not None else os.environ).get(name, "")
     return tuple(k.strip() for k in raw.split(",") if k.strip())

@@ -1,5 +1,12 @@
 """What one app serves: the model (loaded and warmed in the background), its batcher, metrics,
-prediction log and readiness."""
+prediction log and readiness; and the switch to another version (:meth:`ServeState.reload`).
+
+Hot swap: the batcher calls :meth:`ServeState.predict_batch`, which reads ``self.model`` once per
+model call and hands each answer back with the model that gave it. A request never splits across
+model calls, so its answers, and the version its response names, come from one model. A reload
+loads and warms the new version off the event loop, then rebinds ``self.model`` in one step:
+batches already running finish on the old one, the next batch runs on the new one, and no
+request fails or waits for the load."""
 
 import asyncio
 import gc
@@ -8,10 +15,13 @@ from pathlib import Path
 
 from fastapi import HTTPException
 
+from lmforge.errors import LmforgeError
 from lmforge.predictor import Predictor
 from lmforge.serve.batcher import MicroBatcher
+from lmforge.serve.drift import read_reference
 from lmforge.serve.generation import CAUSAL_LM, CLASSIFIER, CausalLM, folder_kind
 from lmforge.serve.metrics import ServeMetrics, training_label_distribution
+from lmforge.serve.registry import Registry, is_registry
 from lmforge.serve.settings import ServeSettings
 from lmforge.serve.store import PredictionLog
 
@@ -32,18 +42,38 @@ def load_served_model(source: Path, kind: str, settings: ServeSettings):
     return CausalLM.load(source)
 
 
+def _refreeze() -> None:
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ServeState:
     """The served model and everything around it, for one app."""
 
-    def __init__(self, model, settings: ServeSettings):
+    def __init__(self, model, settings: ServeSettings, source: str | Path | None = None):
+        """``model``: a folder or registry folder to load, or a loaded model (then ``source``,
+        if given, is the folder or registry it came from, for reloads)."""
         self.settings = settings
+        origin = Path(model) if isinstance(model, str | Path) else source and Path(source)
+        self.registry: Registry | None = None
+        self.version_name: str | None = None
+        if origin is not None and is_registry(origin):
+            self.registry = Registry(origin)
+            self.version_name = self.registry.current
+            origin = self.registry.path(self.version_name)
         if isinstance(model, str | Path):
-            self.source, self.model = Path(model), None
+            self.source, self.model = origin, None
             self.kind = folder_kind(self.source)
         else:
-            self.source, self.model = None, model
+            self.source, self.model = origin, model
             self.kind = CAUSAL_LM if isinstance(model, CausalLM) else CLASSIFIER
+            self._tag(model, self.version_name)
+        self.reload_lock = asyncio.Lock()
         self.metrics = ServeMetrics(drift_window=settings.drift_window)
+        from lmforge.serve.drift import InputDrift
+
+        self.input_drift = InputDrift(self.metrics.registry, settings.drift_window)
         self.batcher: MicroBatcher | None = None
         self.prediction_log: PredictionLog | None = None
         self.generate_lock = asyncio.Semaphore(1)
@@ -59,7 +89,64 @@ class ServeState:
     def _load_and_warm(self) -> None:
         if self.model is None:
             self.model = load_served_model(self.source, self.kind, self.settings)
+            self._tag(self.model, self.version_name)
         self.warmup_seconds = self.model.warmup()
+
+    @staticmethod
+    def _tag(model, version: str | None) -> None:
+        """A registry version's name is the version every response names."""
+        if version and isinstance(model, Predictor):
+            model.meta = {**model.meta, "version": version}
+
+    def predict_batch(self, texts: list[str]) -> list[tuple[Predictor, object]]:
+        """What the batcher runs: (the model that answered, its answer) per text."""
+        model = self.model  # read once: a reload between two batches never splits one
+        return [(model, answer) for answer in model.predict(texts)]
+
+    async def reload(self, version: str | None = None) -> dict:
+        """Load ``version`` (a registry's: default its current; a plain folder: itself again),
+        warm it, then switch to it; what :meth:`_describe` says about it."""
+        async with self.reload_lock:
+            if self.kind != CLASSIFIER or self.source is None or not self.ready:
+                raise LmforgeError("nothing to reload: serve a classifier folder or a registry")
+            if self.registry is not None:
+                name = version or self.registry.current
+                folder = self.registry.path(name)
+            elif version:
+                raise LmforgeError("versions need a registry folder (lmforge registry add)")
+            else:
+                name, folder = None, self.source
+
+            def load():
+                model = load_served_model(folder, CLASSIFIER, self.settings)
+                self._tag(model, name)
+                return model, model.warmup()
+
+            new, warmup_seconds = await asyncio.to_thread(load)
+            self.model, self.source, self.version_name = new, folder, name  # the switch
+            self.warmup_seconds = warmup_seconds
+            self.info = self._describe()
+            self.training_distribution, self.training_source = training_label_distribution(
+                new.meta, new.labels
+            )
+            self.metrics.set_training_distribution(self.training_distribution)
+            self.input_drift.set_reference(read_reference(folder))
+            self.metrics.model_info.clear()
+            self.metrics.model_loaded(self.info, new.load_seconds, warmup_seconds, self.kind)
+            if self.frozen:  # the old model sits in gc.freeze()'s permanent generation: release
+                # it and freeze the new one (one full collection, ~0.5 s, once per reload)
+                await asyncio.to_thread(_refreeze)
+            log.info("now serving %s version %s", new.name, new.version)
+            return self.info
+
+    def versions(self) -> list[dict]:
+        """The registry's versions with their metadata (empty for a plain folder)."""
+        if self.registry is None:
+            return []
+        return [
+            {**self.registry.metadata(v), "version": v, "current": v == self.version_name}
+            for v in self.registry.versions()
+        ]
 
     async def load(self) -> None:
         try:
@@ -70,8 +157,9 @@ class ServeState:
                     self.model.meta, labels
                 )
                 self.metrics.set_training_distribution(self.training_distribution)
+                self.input_drift.set_reference(read_reference(self.source))
                 self.batcher = MicroBatcher(
-                    self.model.predict,
+                    self.predict_batch,
                     self.settings.max_batch,
                     self.settings.max_wait_ms,
                     on_batch=self.metrics.observe_batch,

@@ -11,6 +11,12 @@ such as ``"\\ud800"``, which JSON allows) is stored with U+FFFD in its place, an
 database refuses a batch for what is in it (not because it is down), the batch is split in
 halves until only the rows it refuses are dropped.
 
+Privacy: the writer thread passes each text through ``mask`` before it is stored (the app gives
+the corpus PII masker, :class:`lmforge.corpus.pii.Pii`: phone numbers, ID-card and bank-card
+numbers, e-mail addresses, URLs and IPs become ``<PHONE>``, ``<ID_CARD>``, ...), so the raw text
+never reaches the database; and it deletes rows older than ``retention_days`` and all but the
+newest ``retention_rows`` at start and every ``retention_every_s`` (counted as ``expired``).
+
 Drops are logged at most once per ``log_every_s`` seconds, as a count and the error *classes*:
 never the exception text, which for SQLAlchemy holds the statement's parameters (the users'
 texts), and never the URL's password.
@@ -29,7 +35,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -93,8 +99,17 @@ class PredictionLog:
         batch_rows: int = 500,
         on_outcome: Callable[[str, int], None] | None = None,
         log_every_s: float = 60.0,
+        mask: Callable[[str], str] | None = None,
+        retention_days: float | None = None,
+        retention_rows: int | None = None,
+        retention_every_s: float = 300.0,
     ):
         self.url = database_url(url)
+        self.mask = mask
+        self.retention_days = retention_days
+        self.retention_rows = retention_rows
+        self.retention_every_s = retention_every_s
+        self.expired = 0
         self.log_every_s = log_every_s
         self._unlogged: Counter[str] = Counter()  # rows dropped since the last warning, by cause
         self._last_logged = float("-inf")
@@ -108,6 +123,9 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._engine: sa.Engine | None = None
         self._table = predictions_table(sa.MetaData())
+        from lmforge.serve.feedback import feedback_table
+
+        self._feedback = feedback_table(self._table.metadata)  # beside the predictions
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -169,6 +187,8 @@ class PredictionLog:
     def _count(self, outcome: str, n: int) -> None:
         if outcome == "written":
             self.written += n
+        elif outcome == "expired":
+            self.expired += n
         else:
             self.dropped += n
         if self.on_outcome is not None:
@@ -227,10 +247,59 @@ class PredictionLog:
         else:
             self._count("written", len(batch))
 
+    def add_feedback(self, row: dict) -> int:
+        """Store one feedback row now (masked like the predictions); its id. Raises on failure."""
+        if self._engine is None:
+            raise RuntimeError("prediction log unavailable")
+        if self.mask is not None and isinstance(row.get("text"), str):
+            row = {**row, "text": self.mask(row["text"])}
+        with self._engine.begin() as conn:
+            return int(conn.execute(sa.insert(self._feedback), [row][0]).inserted_primary_key[0])
+
+    def enforce_retention(self) -> int:
+        """Delete rows past ``retention_days`` / beyond the newest ``retention_rows``; how many."""
+        if self._engine is None or (self.retention_days is None and self.retention_rows is None):
+            return 0
+        table, deleted = self._table, 0
+        try:
+            with self._engine.begin() as conn:
+                if self.retention_days is not None:
+                    cutoff = datetime.now(timezone.utc) - timedelta(days=self.retention_days)
+                    deleted += conn.execute(
+                        sa.delete(table).where(table.c.created_at < cutoff)
+                    ).rowcount
+                    fb = self._feedback  # feedback holds texts too: the same age limit
+                    conn.execute(sa.delete(fb).where(fb.c.created_at < cutoff))
+                if self.retention_rows is not None:
+                    keep_from = conn.execute(
+                        sa.select(table.c.id)
+                        .order_by(table.c.id.desc())
+                        .offset(self.retention_rows)
+                        .limit(1)
+                    ).scalar()
+                    if keep_from is not None:
+                        deleted += conn.execute(
+                            sa.delete(table).where(table.c.id <= keep_from)
+                        ).rowcount
+        except Exception as exc:  # the next round tries again; never the statement's text
+            log.warning("prediction log: retention failed (%s)", type(exc).__name__)
+            return 0
+        if deleted:
+            self._count("expired", deleted)
+        return deleted
+
     def _loop(self) -> None:
+        next_retention = 0.0
         while not (self._stop.is_set() and self._queue.empty()):
+            if time.monotonic() >= next_retention:
+                self.enforce_retention()
+                next_retention = time.monotonic() + self.retention_every_s
             batch = self._take()
             if batch:
+                if self.mask is not None:  # here, off the request path, before any storage
+                    for row in batch:
+                        if isinstance(row.get("text"), str):
+                            row["text"] = self.mask(row["text"])
                 self._write(batch)
                 for _ in batch:
                     self._queue.task_done()
