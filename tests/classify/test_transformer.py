@@ -139,8 +139,8 @@ def test_inference_uses_bf16_only_for_batches_where_it_pays():
 
     model = make_model("transformer", init="none")
     model.dtype_ = "bf16"  # what training chose on a CPU where bf16 is fast
-    assert model._inference_dtype(1) == "fp32"
-    assert model._inference_dtype(BF16_MIN_ROWS - 1) == "fp32"
-    assert model._inference_dtype(BF16_MIN_ROWS) == "bf16"
+    assert model.inference_dtype(1) == "fp32"
+    assert model.inference_dtype(BF16_MIN_ROWS - 1) == "fp32"
+    assert model.inference_dtype(BF16_MIN_ROWS) == "bf16"
     model.dtype_ = "fp32"
-    assert model._inference_dtype(64) == "fp32"
+    assert model.inference_dtype(64) == "fp32"
