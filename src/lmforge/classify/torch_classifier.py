@@ -47,6 +47,8 @@ class TorchTextClassifier(TextClassifier):
     input_kind = "mask"
     #: the constructor parameter that holds the seed
     seed_param = "random_state"
+    #: torch's fused AdamW kernel (one kernel for every parameter) where the build has one
+    fused_adamw = False
 
     # -- subclass hooks ----------------------------------------------------------------------
     def encode(self, texts) -> list[np.ndarray]:  # pragma: no cover - abstract
@@ -58,6 +60,10 @@ class TorchTextClassifier(TextClassifier):
     def init_model(self, texts) -> None:  # pragma: no cover - abstract
         """Set up the tokenizer / vocabulary and an untrained ``model_`` for ``classes_``."""
         raise NotImplementedError
+
+    def max_tokens(self) -> int | None:
+        """The longest input the network takes (padding never goes past it)."""
+        return None
 
     def training_dtype(self) -> str:
         return "fp32"
@@ -71,17 +77,15 @@ class TorchTextClassifier(TextClassifier):
     def lr_scale(self) -> Callable[[str], float] | None:
         return None
 
-    @property
-    def pad_multiple(self) -> int:
-        return 1
-
     # -- batching ----------------------------------------------------------------------------
     def batches(self, encoded, order) -> Iterator[Batch]:
         import torch
 
         for idx in order:
             idx = np.asarray(idx)
-            ids, lengths = pad_batch(encoded, idx, self.pad_id_, self.pad_multiple)
+            ids, lengths = pad_batch(
+                encoded, idx, self.pad_id_, getattr(self, "pad_multiple", 1), self.max_tokens()
+            )
             if self.input_kind == "mask":
                 mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
                 inputs = {
@@ -124,7 +128,8 @@ class TorchTextClassifier(TextClassifier):
         if schedule == "default":
             schedule = self.schedule(steps)
         wd = self.weight_decay if weight_decay is None else weight_decay
-        optimizer = adamw(param_groups(self.model_, wd, self.lr_scale()), lr or self.lr)
+        groups = param_groups(self.model_, wd, self.lr_scale())
+        optimizer = adamw(groups, lr or self.lr, fused=self.fused_adamw)
         evaluate = None
         if X_val is not None and len(X_val):
             labels = self.classes_.tolist()

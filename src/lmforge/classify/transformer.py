@@ -18,6 +18,14 @@ freezes the embeddings and the first N encoder layers. With a validation set (``
 ``y_val``, or ``val_fraction`` of the training data) each epoch is scored by macro-F1, training
 stops after ``patience`` epochs without a gain and the best epoch's weights are kept.
 
+Speed (docs/benchmarks_training.md): batches are padded to a multiple of ``pad_multiple``
+tokens (16), so that oneDNN meets a few shapes and reuses its kernels instead of building one
+per padded length.
+
+Fine-tuning recipe options (issue 13, lever 3; off by default until measured better):
+``layer_decay`` (< 1: lower layers train at geometrically smaller learning rates),
+``reinit_layers`` (re-initialise the top N encoder layers and the pooler), ``max_len``.
+
 Dropout: our presets pretrain without dropout; ``dropout=None`` keeps the folder's setting,
 a number sets hidden and attention dropout for fine-tuning (it costs speed on CPU: the
 attention-probability dropout keeps SDPA off its fused kernel; see docs/benchmarks_transformer.md).
@@ -30,6 +38,7 @@ reads safetensors only, never a pickle.
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 from pathlib import Path
 
@@ -68,6 +77,7 @@ class TransformerClassifier(TorchTextClassifier):
 
     search_space = {"lr": [1e-4, 2e-4, 5e-4], "batch_size": [16, 32]}
     seed_param = "seed"
+    fused_adamw = True
 
     def __init__(
         self,
@@ -85,6 +95,9 @@ class TransformerClassifier(TorchTextClassifier):
         patience=2,
         val_fraction=0.0,
         dropout=None,
+        layer_decay=1.0,
+        reinit_layers=0,
+        pad_multiple=16,
         dtype="auto",
         threads=0,
         vocab_size=2000,
@@ -105,6 +118,9 @@ class TransformerClassifier(TorchTextClassifier):
         self.patience = patience
         self.val_fraction = val_fraction
         self.dropout = dropout
+        self.layer_decay = layer_decay
+        self.reinit_layers = reinit_layers
+        self.pad_multiple = pad_multiple
         self.dtype = dtype
         self.threads = threads
         self.vocab_size = vocab_size
@@ -184,6 +200,53 @@ class TransformerClassifier(TorchTextClassifier):
             )
         return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
 
+    def _encoder_layers(self, option: str):
+        base = self.model_.base_model
+        layers = getattr(getattr(base, "encoder", None), "layer", None)
+        if layers is None or not hasattr(base, "embeddings"):
+            raise LmforgeError(f"{option}: {type(base).__name__} has no embeddings / encoder.layer")
+        return base, layers
+
+    def _reinit_top(self) -> None:
+        """``reinit_layers=N``: the top N encoder layers (and the pooler) start from fresh
+        weights (Zhang et al. 2021, "Revisiting few-sample BERT fine-tuning")."""
+        n = int(self.reinit_layers or 0)
+        if n <= 0:
+            return
+        base, layers = self._encoder_layers("reinit_layers")
+        if n > len(layers):
+            raise LmforgeError(f"reinit_layers={n} but the encoder has {len(layers)} layers")
+        import torch
+
+        std = float(getattr(self.model_.config, "initializer_range", 0.02))
+        top = [*layers[len(layers) - n :], getattr(base, "pooler", None)]
+        with torch.no_grad():  # BERT's init (its _init_weights skips already-loaded weights)
+            for module in (m for part in top if part is not None for m in part.modules()):
+                if isinstance(module, torch.nn.Linear):
+                    module.weight.normal_(0.0, std)
+                    if module.bias is not None:
+                        module.bias.zero_()
+                elif isinstance(module, torch.nn.LayerNorm):
+                    module.weight.fill_(1.0)
+                    module.bias.zero_()
+
+    def lr_scale(self):
+        """``layer_decay=d < 1``: layer i of L trains at lr x d^(L - i), the embeddings at
+        lr x d^(L + 1), the pooler and classifier at lr (ELECTRA / BEiT layer-wise decay)."""
+        d = float(self.layer_decay)
+        if d == 1.0:
+            return None
+        _, layers = self._encoder_layers("layer_decay")
+        n = len(layers)
+
+        def scale(name: str) -> float:
+            m = re.search(r"encoder\.layer\.(\d+)\.", name)
+            if m:
+                return d ** (n - int(m.group(1)))
+            return d ** (n + 1) if ".embeddings." in f".{name}" else 1.0
+
+        return scale
+
     def _freeze(self) -> None:
         n = int(self.freeze_layers or 0)
         if n <= 0:
@@ -206,6 +269,7 @@ class TransformerClassifier(TorchTextClassifier):
         self.pad_id_ = int(pad) if pad is not None else 0
         self.model_ = self._build_model()
         self._freeze()
+        self._reinit_top()
         self.dtype_, self.dtype_reason_ = choose_dtype(self.device_, self.dtype)
 
     def use_model(self, model, tokenizer) -> None:
@@ -220,13 +284,14 @@ class TransformerClassifier(TorchTextClassifier):
         self.dtype_, self.dtype_reason_ = choose_dtype(self.device_, self.dtype)
 
     # -- batching and the forward pass -------------------------------------------------------
-    def encode(self, texts) -> list[np.ndarray]:
-        texts = ["" if t is None else str(t) for t in texts]
+    def max_tokens(self) -> int:
         limit = int(self.max_len)
         positions = getattr(self.model_.config, "max_position_embeddings", None)
-        if positions:
-            limit = min(limit, int(positions))
-        enc = self.tokenizer_(texts, truncation=True, max_length=limit)
+        return min(limit, int(positions)) if positions else limit
+
+    def encode(self, texts) -> list[np.ndarray]:
+        texts = ["" if t is None else str(t) for t in texts]
+        enc = self.tokenizer_(texts, truncation=True, max_length=self.max_tokens())
         return [np.asarray(ids, dtype=np.int64) for ids in enc["input_ids"]]
 
     def forward(self, batch):

@@ -45,10 +45,16 @@ def sorted_batches(lengths, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + bs] for i in range(0, len(order), bs)]
 
 
-def pad_batch(encoded, idx, pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(ids [rows, width], lengths [rows]) of rows ``idx`` of ``encoded`` padded with ``pad_id``."""
+def pad_batch(
+    encoded, idx, pad_id: int, multiple: int = 1, max_width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids [rows, width], lengths [rows]) of rows ``idx`` of ``encoded`` padded with ``pad_id``;
+    the width is rounded up to ``multiple`` but not past ``max_width`` (a model's positions)."""
     lengths = np.asarray([len(encoded[i]) for i in idx], dtype=np.int64)
-    width = padded_length(int(lengths.max()) if len(lengths) else 1, multiple)
+    longest = int(lengths.max()) if len(lengths) else 1
+    width = padded_length(longest, multiple)
+    if max_width is not None:
+        width = max(longest, min(width, int(max_width)))
     ids = np.full((len(idx), width), int(pad_id), dtype=np.int64)
     for row, i in enumerate(idx):
         ids[row, : lengths[row]] = encoded[i]
