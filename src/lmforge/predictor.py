@@ -113,10 +113,16 @@ class NativeBackend:
 
     runs_code = False  # safetensors, JSON and skops with an explicit trusted-type list
 
-    def __init__(self, directory: Path, meta: dict, **options: Any):
+    def __init__(self, directory: Path, meta: dict, device: str | None = None, **options: Any):
         if options:
             raise LmforgeError(f"backend 'native' takes no options, got {sorted(options)}")
         self.model = load_model(directory)
+        if device is not None:  # torch models: auto | cpu | cuda (default: the model's own)
+            if not hasattr(self.model, "to_device"):
+                raise LmforgeError(
+                    f"device={device!r}: {meta.get('model_type')} is not a torch model"
+                )
+            self.model.to_device(device)
         self.labels = [str(c) for c in self.model.classes_.tolist()]
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:

@@ -139,8 +139,45 @@ def test_inference_uses_bf16_only_for_batches_where_it_pays():
 
     model = make_model("transformer", init="none")
     model.dtype_ = "bf16"  # what training chose on a CPU where bf16 is fast
-    assert model._inference_dtype(1) == "fp32"
-    assert model._inference_dtype(BF16_MIN_ROWS - 1) == "fp32"
-    assert model._inference_dtype(BF16_MIN_ROWS) == "bf16"
+    assert model.inference_dtype(1) == "fp32"
+    assert model.inference_dtype(BF16_MIN_ROWS - 1) == "fp32"
+    assert model.inference_dtype(BF16_MIN_ROWS) == "bf16"
     model.dtype_ = "fp32"
-    assert model._inference_dtype(64) == "fp32"
+    assert model.inference_dtype(64) == "fp32"
+
+
+def test_layer_decay_and_reinit_top_layers(bert_dir, small):
+    import torch
+    from transformers import AutoModel
+
+    train_x, train_y, _, _ = small
+    model = make_model(
+        "transformer", init=str(bert_dir), layer_decay=0.5, reinit_layers=1, device="cpu", **FAST
+    )
+    model.setup(np.unique(train_y), train_x[:8])
+    n = len(model.model_.base_model.encoder.layer)
+    scale = model.lr_scale()
+    assert scale(f"bert.encoder.layer.{n - 1}.output.dense.weight") == 0.5
+    assert scale("bert.encoder.layer.0.output.dense.weight") == 0.5**n
+    assert scale("bert.embeddings.word_embeddings.weight") == 0.5 ** (n + 1)
+    assert scale("classifier.weight") == 1.0
+    start = AutoModel.from_pretrained(bert_dir).state_dict()
+    now = model.model_.base_model.state_dict()
+    low, top = "encoder.layer.0.output.dense.weight", f"encoder.layer.{n - 1}.output.dense.weight"
+    assert torch.equal(now[low], start[low]) and not torch.equal(now[top], start[top])
+    assert make_model("transformer", init=str(bert_dir)).lr_scale() is None  # off by default
+    with pytest.raises(LmforgeError, match="reinit_layers"):
+        make_model("transformer", init=str(bert_dir), reinit_layers=9).setup(["a", "b"], ["x"])
+
+
+def test_batches_are_padded_to_a_few_lengths_within_the_positions(bert_dir, small):
+    train_x, train_y, _, _ = small
+    model = make_model("transformer", init=str(bert_dir), device="cpu", **FAST)
+    model.setup(np.unique(train_y), train_x[:8])
+    encoded = model.encode(train_x[:200])
+    order = [np.arange(i, i + 16) for i in range(0, 200 - 16, 16)]
+    widths = {b.inputs["input_ids"].shape[1] for b in model.batches(encoded, order)}
+    assert widths <= {16, 32, 48, 64} and max(len(e) for e in encoded) <= 64  # max_len 64
+    for batch in model.batches(encoded, order):
+        real = batch.inputs["attention_mask"].sum().item()
+        assert real == batch.tokens == sum(len(encoded[i]) for i in batch.idx)

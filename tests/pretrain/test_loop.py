@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from lmforge.cli import app
 from lmforge.errors import LmforgeError
-from lmforge.pretrain.loop import lr_at, pretrain
+from lmforge.pretrain.loop import pretrain
 from lmforge.pretrain.report import FIELDS, read_log
 
 SMALL = {"batch_size": 8, "seq_len": 32, "warmup_steps": 2, "progress": False}
@@ -144,13 +144,6 @@ def test_ddp_two_processes(mlm_tokens, tmp_path):
     assert manifest["world_size"] == 2 and manifest["steps"] == 3
     AutoModelForMaskedLM.from_pretrained(out)
     assert len(read_log(out)) == 1  # only rank 0 writes
-
-
-def test_schedule_warms_up_then_decays_to_ten_percent():
-    assert lr_at(0, 0.0, 1.0, 4) == 0.25 and lr_at(3, 0.0, 1.0, 4) == 1.0
-    assert lr_at(10, 0.5, 1.0, 4) == pytest.approx(0.55) and lr_at(
-        10, 1.0, 1.0, 4
-    ) == pytest.approx(0.1)
 
 
 def test_user_errors(tmp_path, mlm_tokens):

@@ -9,7 +9,6 @@ from lmforge.pretrain.data import (
     CLMData,
     MLMData,
     TokenSplit,
-    bucket_batches,
     read_split,
     whole_word_ids,
 )
@@ -81,12 +80,6 @@ def test_buckets_are_deterministic_and_cut_padding(mlm_tokens):
     pad_random = sum(data.lengths[i].max() * len(i) - data.lengths[i].sum() for i in random)
     assert pad < 0.5 * pad_random
     assert not all((x == y).all() for x, y in zip(a, data.epoch_batches(16, 3, 2), strict=False))
-
-
-def test_bucket_batches_without_shuffle_keep_every_id():
-    lengths = np.array([5, 1, 4, 2, 3])
-    batches = bucket_batches(lengths, 2, seed=0, epoch=0, shuffle=False)
-    assert [b.tolist() for b in batches] == [[1, 3], [4, 2], [0]]
 
 
 def test_clm_packing_joins_documents_with_eos(clm_tokens):

@@ -74,7 +74,8 @@ def get_model_class(name: str) -> type[TextClassifier]:
     return MODELS[name]
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A spec or `-p key=value` value: None, a bool, an int, a float, else the string."""
     low = text.strip().lower()
     if low in ("none", "null"):
         return None
@@ -96,7 +97,7 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
         if "=" not in pair:
             raise LmforgeError(f"model spec {spec!r}: {pair!r} is not key=value")
         key, value = pair.split("=", 1)
-        params[key.strip()] = _parse_value(value)
+        params[key.strip()] = parse_value(value)
     return name.strip(), params
 
 

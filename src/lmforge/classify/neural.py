@@ -6,71 +6,32 @@ Tokens come from a tokenizer folder (``tokenizer=DIR``: any folder that
 vocabulary built in ``fit`` (NFKC, lower-cased characters seen at least ``min_freq`` times;
 ids 0 = pad, 1 = unknown).
 
-Training: AdamW, cross-entropy, length-bucketed batches, early stopping on validation
-macro-F1 (the ``X_val``/``y_val`` passed to ``fit``, else ``val_fraction`` of the training data
-held out, stratified), the best epoch's weights kept. Saved as ``model.safetensors``; the
+Training (:class:`~lmforge.classify.torch_classifier.TorchTextClassifier`, through
+:func:`lmforge.training.fit`): AdamW (no decay on biases), constant lr, cross-entropy,
+length-bucketed batches, early stopping on validation macro-F1 (the ``X_val``/``y_val`` passed
+to ``fit``, else ``val_fraction`` of the training data held out, stratified), the best epoch's
+weights kept. ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+
+Saved as ``model.safetensors``; the
 architecture, vocabulary and label names live in ``lmforge_model.json``; a tokenizer folder is
 copied to ``DIR/tokenizer``.
 """
 
 from __future__ import annotations
 
-import time
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from lmforge.classify.estimator import TextClassifier, register_model
-from lmforge.classify.metrics import classification_metrics
+from lmforge.classify.estimator import register_model
+from lmforge.classify.torch_classifier import TorchTextClassifier
 from lmforge.errors import LmforgeError
 
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_SUBDIR = "tokenizer"
 PAD, UNK = 0, 1
-
-
-class EarlyStopping:
-    """Early stopping on validation macro-F1 that keeps the best epoch's weights.
-
-    ``update`` after each epoch returns True once ``patience`` epochs in a row brought
-    no gain; ``restore`` puts the best weights back. Shared by every torch classifier.
-    """
-
-    def __init__(self, patience: int) -> None:
-        self.patience = int(patience)
-        self.best = -1.0
-        self.bad_epochs = 0
-        self.state: dict | None = None
-
-    def update(self, score: float, model) -> bool:
-        if score > self.best:
-            self.best, self.bad_epochs = score, 0
-            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            self.bad_epochs += 1
-        return self.bad_epochs >= self.patience
-
-    def end_epoch(self, estimator, record: dict, X_val, y_val) -> bool:
-        """Score the epoch on the validation texts (when given), append ``record`` to the
-        estimator's ``history_``; True when training should stop."""
-        stop = False
-        if X_val is not None and len(X_val):
-            labels = estimator.classes_.tolist()
-            f1 = classification_metrics(y_val, estimator.predict(X_val), labels)["macro_f1"]
-            record["val_macro_f1"] = f1
-            stop = self.update(f1, estimator.model_)
-        estimator.history_.append(record)
-        return stop
-
-    def restore(self, model) -> None:
-        if self.state is not None:
-            model.load_state_dict(self.state)
-
-    @property
-    def best_score(self) -> float | None:
-        return self.best if self.best >= 0 else None
 
 
 def _torch():
@@ -131,7 +92,9 @@ def build_network(
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             h, _ = self.rnn(packed)
             h, _ = pad_packed_sequence(h, batch_first=True, total_length=ids.shape[1])
-            mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).unsqueeze(2)
+            mask = (
+                torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
+            ).unsqueeze(2)
             return self.out(self.drop(h.masked_fill(~mask, -1e4).amax(dim=1)))
 
     if arch == "textcnn":
@@ -144,23 +107,25 @@ def build_network(
 
 
 def char_vocabulary(texts, min_freq: int) -> list[str]:
-    counts = Counter(ch for t in texts for ch in _norm(t))
+    counts = Counter(ch for t in texts for ch in normalize_chars(t))
     return [ch for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_freq]
 
 
-def _norm(text: str) -> str:
+def normalize_chars(text: str) -> str:
+    """What the character vocabulary sees: NFKC, lower case."""
     return unicodedata.normalize("NFKC", text).lower()
 
 
-class NeuralTextClassifier(TextClassifier):
-    """Shared training loop, encoding and persistence; subclasses fix the architecture."""
+class NeuralTextClassifier(TorchTextClassifier):
+    """Encoding, the network and persistence; subclasses fix the architecture."""
 
     arch: str = ""
-    uses_validation = True
+    input_kind = "lengths"
     search_space = {"lr": [1e-3, 2e-3, 5e-3], "dropout": [0.2, 0.4]}
 
     # -- encoding ----------------------------------------------------------------------------
-    def _setup_encoder(self, texts) -> None:
+    def prepare_encoder(self, texts) -> None:
+        """The tokenizer folder (``tokenizer=DIR``) or a character vocabulary of ``texts``."""
         if self.tokenizer:
             from lmforge.tokenizer.folder import load_tokenizer
 
@@ -175,7 +140,7 @@ class NeuralTextClassifier(TextClassifier):
             self.pad_id_ = PAD
             self.vocab_size_ = len(self.vocab_)
 
-    def _encode(self, texts) -> list[np.ndarray]:
+    def encode(self, texts) -> list[np.ndarray]:
         texts = ["" if t is None else str(t) for t in texts]
         if self.tokenizer_ is not None:
             enc = self.tokenizer_(
@@ -185,64 +150,18 @@ class NeuralTextClassifier(TextClassifier):
         else:
             index = {ch: i for i, ch in enumerate(self.vocab_)}
             out = [
-                np.fromiter((index.get(ch, UNK) for ch in _norm(t)[: self.max_len]), dtype=np.int64)
+                np.fromiter(
+                    (index.get(ch, UNK) for ch in normalize_chars(t)[: self.max_len]),
+                    dtype=np.int64,
+                )
                 for t in texts
             ]
         # an empty text still needs one token so that packing / pooling is defined
         unk = UNK if self.tokenizer_ is None else (self.tokenizer_.unk_token_id or self.pad_id_)
         return [ids if len(ids) else np.asarray([unk], dtype=np.int64) for ids in out]
 
-    def _batches(self, encoded, order):
-        torch = _torch()
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            lengths = np.asarray([len(encoded[i]) for i in idx])
-            ids = np.full((len(idx), lengths.max()), self.pad_id_, dtype=np.int64)
-            for row, i in enumerate(idx):
-                ids[row, : lengths[row]] = encoded[i]
-            yield idx, torch.from_numpy(ids), torch.from_numpy(lengths)
-
-    def _bucketed_order(self, encoded, rng) -> np.ndarray:
-        """Shuffle, then sort by length within chunks of 50 batches, then shuffle the batches."""
-        order = rng.permutation(len(encoded))
-        chunk = self.batch_size * 50
-        lengths = np.asarray([len(e) for e in encoded])
-        parts = [
-            c[np.argsort(lengths[c], kind="stable")]
-            for c in np.array_split(order, max(1, len(order) // chunk))
-        ]
-        order = np.concatenate(parts)
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
-
-    # -- sklearn API -------------------------------------------------------------------------
-    def fit(self, texts, y, X_val=None, y_val=None):
-        torch = _torch()
-        texts = list(texts)
-        y = np.asarray(y)
-        if len(texts) != len(y):
-            raise LmforgeError(f"{len(texts)} texts but {len(y)} labels")
-        torch.manual_seed(self.random_state)
-        rng = np.random.default_rng(self.random_state)
-        if X_val is None and self.val_fraction and len(texts) >= 20:
-            from sklearn.model_selection import train_test_split
-
-            try:
-                texts, X_val, y, y_val = train_test_split(
-                    texts,
-                    y,
-                    test_size=self.val_fraction,
-                    stratify=y,
-                    random_state=self.random_state,
-                )
-            except ValueError:  # a class too small to stratify: no early stopping
-                X_val = None
-        self.classes_ = np.unique(y)
-        index = {c: i for i, c in enumerate(self.classes_.tolist())}
-        targets = torch.tensor([index[c] for c in y.tolist()])
-        self._setup_encoder(texts)
-        encoded = self._encode(texts)
-        self.model_ = build_network(
+    def build_network(self):
+        return build_network(
             self.arch,
             self.vocab_size_,
             len(self.classes_),
@@ -252,44 +171,13 @@ class NeuralTextClassifier(TextClassifier):
             self.bidirectional,
             self.pad_id_,
         )
-        opt = torch.optim.AdamW(
-            self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay
-        )
-        early = EarlyStopping(self.patience)
-        self.history_ = []
-        for epoch in range(self.epochs):
-            start = time.perf_counter()
-            self.model_.train()
-            total = 0.0
-            for idx, ids, lengths in self._batches(encoded, self._bucketed_order(encoded, rng)):
-                loss = torch.nn.functional.cross_entropy(self.model_(ids, lengths), targets[idx])
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            record = {
-                "epoch": epoch + 1,
-                "loss": total / len(texts),
-                "seconds": time.perf_counter() - start,
-            }
-            if early.end_epoch(self, record, X_val, y_val):
-                break
-        early.restore(self.model_)
-        self.best_val_macro_f1_ = early.best_score
-        return self
 
-    def predict_proba(self, texts) -> np.ndarray:
-        torch = _torch()
-        self._check_fitted()
-        encoded = self._encode(list(texts))
-        order = np.argsort([len(e) for e in encoded], kind="stable")
-        out = np.zeros((len(encoded), len(self.classes_)), dtype=np.float64)
-        self.model_.eval()
-        with torch.inference_mode():
-            for idx, ids, lengths in self._batches(encoded, order):
-                out[idx] = torch.softmax(self.model_(ids, lengths).float(), dim=1).numpy()
-        return out
+    def init_model(self, texts) -> None:
+        self.prepare_encoder(texts)
+        self.model_ = self.build_network()
+
+    def forward(self, batch):
+        return self.model_(batch.inputs["ids"], batch.inputs["lengths"])
 
     # -- persistence -------------------------------------------------------------------------
     def _extra_meta(self) -> dict:
@@ -302,7 +190,7 @@ class NeuralTextClassifier(TextClassifier):
     def _save_weights(self, directory: Path) -> list[str]:
         from safetensors.torch import save_file
 
-        state = {k: v.detach().contiguous() for k, v in self.model_.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
         save_file(state, str(directory / WEIGHTS_FILE))
         files = [WEIGHTS_FILE]
         if self.tokenizer_ is not None:
@@ -332,21 +220,13 @@ class NeuralTextClassifier(TextClassifier):
             self.vocab_ = list(meta["char_vocab"])
         self.pad_id_ = int(net["pad_id"])
         self.vocab_size_ = int(net["vocab_size"])
-        self.model_ = build_network(
-            self.arch,
-            self.vocab_size_,
-            len(self.classes_),
-            self.embed_dim,
-            self.hidden,
-            self.dropout,
-            self.bidirectional,
-            self.pad_id_,
-        )
+        self.model_ = self.build_network()
         path = directory / WEIGHTS_FILE
         if not path.is_file():
             raise LmforgeError(f"model file not found: {path}")
         self.model_.load_state_dict(load_file(str(path)))
         self.model_.eval()
+        self.to_device()
         self.history_ = meta.get("history", [])
 
 
@@ -366,6 +246,7 @@ def _init_params(
     min_freq,
     bidirectional,
     random_state,
+    device,
 ):
     self.tokenizer = tokenizer
     self.embed_dim = embed_dim
@@ -381,6 +262,7 @@ def _init_params(
     self.min_freq = min_freq
     self.bidirectional = bidirectional
     self.random_state = random_state
+    self.device = device
 
 
 @register_model("textcnn")
@@ -405,6 +287,7 @@ class TextCNNClassifier(NeuralTextClassifier):
         min_freq=2,
         bidirectional=False,
         random_state=0,
+        device="auto",
     ):
         _init_params(
             self,
@@ -422,6 +305,7 @@ class TextCNNClassifier(NeuralTextClassifier):
             min_freq,
             bidirectional,
             random_state,
+            device,
         )
 
 
@@ -447,6 +331,7 @@ class BiLSTMClassifier(NeuralTextClassifier):
         min_freq=2,
         bidirectional=True,
         random_state=0,
+        device="auto",
     ):
         _init_params(
             self,
@@ -464,6 +349,7 @@ class BiLSTMClassifier(NeuralTextClassifier):
             min_freq,
             bidirectional,
             random_state,
+            device,
         )
 
 
@@ -489,6 +375,7 @@ class GRUClassifier(NeuralTextClassifier):
         min_freq=2,
         bidirectional=False,
         random_state=0,
+        device="auto",
     ):
         _init_params(
             self,
@@ -506,4 +393,5 @@ class GRUClassifier(NeuralTextClassifier):
             min_freq,
             bidirectional,
             random_state,
+            device,
         )

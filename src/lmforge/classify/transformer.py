@@ -9,13 +9,22 @@
   ``preset`` (:func:`lmforge.models.presets.build_config`); the tokenizer is ``tokenizer=DIR``
   (or ``config_from`` when it holds one), else a WordPiece vocabulary trained on the fit texts.
 
-Training (one screen, as in nanoGPT): AdamW (no decay on biases / LayerNorm), linear warmup then
-linear decay, gradient clipping at 1, length-bucketed batches (sorted by length within chunks
-of 50 batches, batches shuffled with ``seed``) so little compute goes to padding, bf16 autocast
-where :func:`lmforge.pretrain.hardware.choose_dtype` measures it faster. ``freeze_layers=N``
+Training (through :func:`lmforge.training.fit`, as every torch trainer): AdamW (no decay on
+biases / LayerNorm), linear warmup then linear decay, gradient clipping at 1, length-bucketed
+batches (sorted by length within pools of 50 batches, batches shuffled with ``seed``) so little
+compute goes to padding, bf16 autocast where :func:`lmforge.training.choose_dtype` measures it
+faster; ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``. ``freeze_layers=N``
 freezes the embeddings and the first N encoder layers. With a validation set (``X_val`` /
 ``y_val``, or ``val_fraction`` of the training data) each epoch is scored by macro-F1, training
 stops after ``patience`` epochs without a gain and the best epoch's weights are kept.
+
+Speed (docs/benchmarks_training.md): batches are padded to a multiple of ``pad_multiple``
+tokens (16), so that oneDNN meets a few shapes and reuses its kernels instead of building one
+per padded length.
+
+Fine-tuning recipe options (issue 13, lever 3; off by default until measured better):
+``layer_decay`` (< 1: lower layers train at geometrically smaller learning rates),
+``reinit_layers`` (re-initialise the top N encoder layers and the pooler), ``max_len``.
 
 Dropout: our presets pretrain without dropout; ``dropout=None`` keeps the folder's setting,
 a number sets hidden and attention dropout for fine-tuning (it costs speed on CPU: the
@@ -29,37 +38,24 @@ reads safetensors only, never a pickle.
 from __future__ import annotations
 
 import contextlib
-import math
+import re
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from lmforge.classify.estimator import TextClassifier, register_model
-from lmforge.classify.neural import EarlyStopping
+from lmforge.classify.estimator import register_model
+from lmforge.classify.torch_classifier import TorchTextClassifier
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.folder import ALL_TOKENIZER_FILES
+from lmforge.training import Schedule, choose_dtype
 
-#: smallest inference batch run under bf16 autocast (see TransformerClassifier._inference_dtype)
+#: smallest inference batch run under bf16 autocast (see TransformerClassifier.inference_dtype)
 BF16_MIN_ROWS = 8
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 # what save_pretrained of a model + tokenizer may write
 SAVED_FILES = {WEIGHTS_FILE, CONFIG_FILE, "generation_config.json", *ALL_TOKENIZER_FILES}
-
-
-def _torch():
-    import torch
-
-    return torch
-
-
-def _autocast(dtype: str):
-    torch = _torch()
-    if dtype == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -76,11 +72,12 @@ def quiet_transformers():
 
 
 @register_model("transformer")
-class TransformerClassifier(TextClassifier):
+class TransformerClassifier(TorchTextClassifier):
     """Fine-tuned BERT-style encoder: ``init`` = pretrained folder or ``"none"`` (random init)."""
 
-    uses_validation = True
     search_space = {"lr": [1e-4, 2e-4, 5e-4], "batch_size": [16, 32]}
+    seed_param = "seed"
+    fused_adamw = True
 
     def __init__(
         self,
@@ -98,10 +95,14 @@ class TransformerClassifier(TextClassifier):
         patience=2,
         val_fraction=0.0,
         dropout=None,
+        layer_decay=1.0,
+        reinit_layers=0,
+        pad_multiple=16,
         dtype="auto",
         threads=0,
         vocab_size=2000,
         seed=0,
+        device="auto",
     ):
         self.init = init
         self.tokenizer = tokenizer
@@ -117,10 +118,14 @@ class TransformerClassifier(TextClassifier):
         self.patience = patience
         self.val_fraction = val_fraction
         self.dropout = dropout
+        self.layer_decay = layer_decay
+        self.reinit_layers = reinit_layers
+        self.pad_multiple = pad_multiple
         self.dtype = dtype
         self.threads = threads
         self.vocab_size = vocab_size
         self.seed = seed
+        self.device = device
 
     # -- model + tokenizer -------------------------------------------------------------------
     def _from_scratch(self) -> bool:
@@ -195,6 +200,53 @@ class TransformerClassifier(TextClassifier):
             )
         return AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
 
+    def _encoder_layers(self, option: str):
+        base = self.model_.base_model
+        layers = getattr(getattr(base, "encoder", None), "layer", None)
+        if layers is None or not hasattr(base, "embeddings"):
+            raise LmforgeError(f"{option}: {type(base).__name__} has no embeddings / encoder.layer")
+        return base, layers
+
+    def _reinit_top(self) -> None:
+        """``reinit_layers=N``: the top N encoder layers (and the pooler) start from fresh
+        weights (Zhang et al. 2021, "Revisiting few-sample BERT fine-tuning")."""
+        n = int(self.reinit_layers or 0)
+        if n <= 0:
+            return
+        base, layers = self._encoder_layers("reinit_layers")
+        if n > len(layers):
+            raise LmforgeError(f"reinit_layers={n} but the encoder has {len(layers)} layers")
+        import torch
+
+        std = float(getattr(self.model_.config, "initializer_range", 0.02))
+        top = [*layers[len(layers) - n :], getattr(base, "pooler", None)]
+        with torch.no_grad():  # BERT's init (its _init_weights skips already-loaded weights)
+            for module in (m for part in top if part is not None for m in part.modules()):
+                if isinstance(module, torch.nn.Linear):
+                    module.weight.normal_(0.0, std)
+                    if module.bias is not None:
+                        module.bias.zero_()
+                elif isinstance(module, torch.nn.LayerNorm):
+                    module.weight.fill_(1.0)
+                    module.bias.zero_()
+
+    def lr_scale(self):
+        """``layer_decay=d < 1``: layer i of L trains at lr x d^(L - i), the embeddings at
+        lr x d^(L + 1), the pooler and classifier at lr (ELECTRA / BEiT layer-wise decay)."""
+        d = float(self.layer_decay)
+        if d == 1.0:
+            return None
+        _, layers = self._encoder_layers("layer_decay")
+        n = len(layers)
+
+        def scale(name: str) -> float:
+            m = re.search(r"encoder\.layer\.(\d+)\.", name)
+            if m:
+                return d ** (n - int(m.group(1)))
+            return d ** (n + 1) if ".embeddings." in f".{name}" else 1.0
+
+        return scale
+
     def _freeze(self) -> None:
         n = int(self.freeze_layers or 0)
         if n <= 0:
@@ -211,140 +263,56 @@ class TransformerClassifier(TextClassifier):
             for p in module.parameters():
                 p.requires_grad_(False)
 
-    # -- batching ----------------------------------------------------------------------------
-    def _encode(self, texts) -> list[np.ndarray]:
-        texts = ["" if t is None else str(t) for t in texts]
+    def init_model(self, texts) -> None:
+        self.tokenizer_ = self._load_tokenizer(texts)
+        pad = self.tokenizer_.pad_token_id
+        self.pad_id_ = int(pad) if pad is not None else 0
+        self.model_ = self._build_model()
+        self._freeze()
+        self._reinit_top()
+        self.dtype_, self.dtype_reason_ = choose_dtype(self.device_, self.dtype)
+
+    def use_model(self, model, tokenizer) -> None:
+        """Train an already built ``model`` + ``tokenizer`` (e.g. a distillation student)."""
+        from lmforge.training import resolve_device
+
+        self.device_ = resolve_device(self.device)
+        self.tokenizer_ = tokenizer
+        pad = tokenizer.pad_token_id
+        self.pad_id_ = int(pad) if pad is not None else 0
+        self.model_ = model
+        self.dtype_, self.dtype_reason_ = choose_dtype(self.device_, self.dtype)
+
+    # -- batching and the forward pass -------------------------------------------------------
+    def max_tokens(self) -> int:
         limit = int(self.max_len)
         positions = getattr(self.model_.config, "max_position_embeddings", None)
-        if positions:
-            limit = min(limit, int(positions))
-        enc = self.tokenizer_(texts, truncation=True, max_length=limit)
+        return min(limit, int(positions)) if positions else limit
+
+    def encode(self, texts) -> list[np.ndarray]:
+        texts = ["" if t is None else str(t) for t in texts]
+        enc = self.tokenizer_(texts, truncation=True, max_length=self.max_tokens())
         return [np.asarray(ids, dtype=np.int64) for ids in enc["input_ids"]]
 
-    def _batches(self, encoded, order):
-        torch = _torch()
-        pad = self.tokenizer_.pad_token_id or 0
-        for start in range(0, len(order), int(self.batch_size)):
-            idx = order[start : start + int(self.batch_size)]
-            lengths = [len(encoded[i]) for i in idx]
-            ids = np.full((len(idx), max(lengths)), pad, dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for row, i in enumerate(idx):
-                ids[row, : lengths[row]] = encoded[i]
-                mask[row, : lengths[row]] = 1
-            yield idx, torch.from_numpy(ids), torch.from_numpy(mask)
+    def forward(self, batch):
+        return self.model_(**batch.inputs).logits
 
-    def _bucketed_order(self, encoded, rng) -> np.ndarray:
-        """Shuffle, sort by length within chunks of 50 batches, then shuffle the batches."""
-        bs = int(self.batch_size)
-        order = rng.permutation(len(encoded))
-        lengths = np.asarray([len(e) for e in encoded])
-        chunks = np.array_split(order, max(1, len(order) // (bs * 50)))
-        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks])
-        batches = [order[i : i + bs] for i in range(0, len(order), bs)]
-        return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+    def schedule(self, total_steps: int) -> Schedule:
+        warmup = int(round(float(self.warmup_ratio) * total_steps))
+        return Schedule("linear", warmup_steps=warmup, total_steps=total_steps)
 
-    def _optimizer(self, steps: int):
-        torch = _torch()
-        decay, no_decay = [], []
-        for p in self.model_.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim < 2 else decay).append(p)
-        opt = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": float(self.weight_decay)},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=float(self.lr),
-        )
-        warmup = int(round(float(self.warmup_ratio) * steps))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return max(0.0, (steps - step) / max(1, steps - warmup))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    def training_dtype(self) -> str:
+        return getattr(self, "dtype_", "fp32")
 
     # -- sklearn API -------------------------------------------------------------------------
     def fit(self, texts, y, X_val=None, y_val=None):
-        torch = _torch()
-        texts = list(texts)
-        y = np.asarray(y)
-        if len(texts) != len(y):
-            raise LmforgeError(f"{len(texts)} texts but {len(y)} labels")
         if self.threads:
+            import torch
+
             torch.set_num_threads(int(self.threads))
-        torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        if X_val is None and self.val_fraction and len(texts) >= 20:
-            from sklearn.model_selection import train_test_split
+        return super().fit(texts, y, X_val, y_val)
 
-            try:
-                texts, X_val, y, y_val = train_test_split(
-                    texts, y, test_size=self.val_fraction, stratify=y, random_state=self.seed
-                )
-            except ValueError:  # a class too small to stratify: no early stopping
-                X_val = None
-        self.classes_ = np.unique(y)
-        index = {c: i for i, c in enumerate(self.classes_.tolist())}
-        targets = torch.tensor([index[c] for c in y.tolist()])
-        self.tokenizer_ = self._load_tokenizer(texts)
-        self.model_ = self._build_model()
-        self._freeze()
-        from lmforge.pretrain.hardware import choose_dtype
-
-        self.dtype_, self.dtype_reason_ = choose_dtype(torch.device("cpu"), self.dtype)
-        encoded = self._encode(texts)
-        steps_per_epoch = math.ceil(len(encoded) / int(self.batch_size))
-        opt, sched = self._optimizer(max(1, steps_per_epoch * int(self.epochs)))
-        params = [p for p in self.model_.parameters() if p.requires_grad]
-        early = EarlyStopping(self.patience)
-        self.history_ = []
-        for epoch in range(int(self.epochs)):
-            start = time.perf_counter()
-            self.model_.train()
-            total, tokens = 0.0, 0
-            for idx, ids, mask in self._batches(encoded, self._bucketed_order(encoded, rng)):
-                with _autocast(self.dtype_):
-                    logits = self.model_(input_ids=ids, attention_mask=mask).logits
-                loss = torch.nn.functional.cross_entropy(logits.float(), targets[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(idx)
-                tokens += int(mask.sum())
-            seconds = time.perf_counter() - start
-            record = {
-                "epoch": epoch + 1,
-                "loss": total / len(texts),
-                "seconds": seconds,
-                "tokens_per_s": tokens / seconds if seconds else None,
-            }
-            if early.end_epoch(self, record, X_val, y_val):
-                break
-        early.restore(self.model_)
-        self.model_.eval()
-        self.best_val_macro_f1_ = early.best_score
-        return self
-
-    def predict_proba(self, texts) -> np.ndarray:
-        torch = _torch()
-        self._check_fitted()
-        encoded = self._encode(list(texts))
-        order = np.argsort([len(e) for e in encoded], kind="stable")
-        out = np.zeros((len(encoded), len(self.classes_)), dtype=np.float64)
-        self.model_.eval()
-        with torch.inference_mode():
-            for idx, ids, mask in self._batches(encoded, order):
-                with _autocast(self._inference_dtype(len(idx))):
-                    logits = self.model_(input_ids=ids, attention_mask=mask).logits
-                out[idx] = torch.softmax(logits.float(), dim=1).numpy()
-        return out
-
-    def _inference_dtype(self, rows: int) -> str:
+    def inference_dtype(self, rows: int) -> str:
         """bf16 for a batch of ``BF16_MIN_ROWS``+ texts when training chose it, else fp32.
 
         Training's choice is measured on training-size batches; at inference a small batch is
@@ -381,10 +349,13 @@ class TransformerClassifier(TextClassifier):
             raise LmforgeError(f"model file not found: {directory / WEIGHTS_FILE}")
         self.classes_ = np.asarray(meta["label_names"])
         self.tokenizer_ = load_tokenizer(directory)
+        pad = self.tokenizer_.pad_token_id
+        self.pad_id_ = int(pad) if pad is not None else 0
         self.model_ = AutoModelForSequenceClassification.from_pretrained(
             directory, use_safetensors=True, attn_implementation="sdpa"
         )
         self.model_.eval()
+        self.to_device()
         info = meta.get("transformer") or {}
         self.dtype_ = info.get("dtype") or "fp32"
         self.dtype_reason_ = info.get("dtype_reason")

@@ -288,14 +288,14 @@ def _print_train_summary(console: Console, result: dict, params: dict) -> None:
 
 
 def _parse_params(pairs: list[str]) -> dict:
-    from lmforge.classify.estimator import _parse_value
+    from lmforge.classify.estimator import parse_value
 
     params = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise LmforgeError(f"--param {pair!r}: expected key=value")
         key, value = pair.split("=", 1)
-        params[key.strip()] = _parse_value(value)
+        params[key.strip()] = parse_value(value)
     return params
 
 

@@ -54,6 +54,7 @@ def pretrain_command(
     dtype: Annotated[
         str, typer.Option(help="auto (bf16 where measured faster), bf16 or fp32")
     ] = "auto",
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda")] = "auto",
     snapshot_steps: Annotated[
         str,
         typer.Option(help="also save OUT/snapshots/step-N/ at these steps, e.g. 500,1000,2000"),
@@ -90,6 +91,7 @@ def pretrain_command(
         seed=seed,
         whole_word_mask=whole_word_mask,
         dtype=dtype,
+        device=device,
         snapshot_steps=snapshots,
     )
 

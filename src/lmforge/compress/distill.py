@@ -23,7 +23,8 @@ Students (:data:`STUDENTS`; ``name[:key=value...]``):
   embeddings and first layers are taken and the classifier is new). Copying is by name and
   shape: nothing is left randomly initialised that could be copied, and the JSON records what was.
 - ``textcnn``, ``bilstm``, ``gru``: the :mod:`lmforge.classify.neural` networks (their encoders,
-  batching and early stopping), trained here on soft targets; ``key=value`` sets their
+  batching and early stopping), trained on soft targets through the same
+  :meth:`~lmforge.classify.torch_classifier.TorchTextClassifier.train_network` as ``fit``; ``key=value`` sets their
   constructor parameters (``textcnn:embed_dim=64``).
 """
 
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,8 +263,6 @@ def build_transformer_student(teacher_dir: Path, layers: int, init: str | None, 
 
 def _make_student(model_type: str, params: dict, teacher_dir: Path, teacher_meta: dict, texts):
     """(estimator ready to train, init record)."""
-    import torch
-
     labels = [str(x) for x in teacher_meta["label_names"]]
     cls = get_model_class(model_type)
     loop = {k: params.pop(k) for k in LOOP_KEYS if k in params}
@@ -276,34 +274,16 @@ def _make_student(model_type: str, params: dict, teacher_dir: Path, teacher_meta
         est = cls(**{**defaults, **params, "init": str(teacher_dir)})
         est.classes_ = np.asarray(labels)
         layers = int(loop.get("layers", 2))
-        est.model_, est.tokenizer_, record = build_transformer_student(
+        model, tokenizer, record = build_transformer_student(
             teacher_dir, layers, loop.get("init"), labels
         )
-        from lmforge.pretrain.hardware import choose_dtype
-
-        est.dtype_, est.dtype_reason_ = choose_dtype(torch.device("cpu"), est.dtype)
+        est.use_model(model, tokenizer)
         return est, record
     if loop:
         raise LmforgeError(f"{model_type} student takes no {sorted(loop)}")
     est = cls(**{**NEURAL_DEFAULTS, **params})
-    est.classes_ = np.asarray(labels)
-    est._setup_encoder(texts)
-    from lmforge.classify.neural import build_network
-
-    est.model_ = build_network(
-        est.arch, est.vocab_size_, len(labels), est.embed_dim, est.hidden, est.dropout,
-        est.bidirectional, est.pad_id_,
-    )  # fmt: skip
+    est.setup(labels, texts)
     return est, {"from": "random", "note": "non-transformer student: nothing to copy"}
-
-
-def _forward(est, a, b):
-    if est.model_type == "transformer":
-        from lmforge.classify.transformer import _autocast
-
-        with _autocast(est.dtype_):
-            return est.model_(input_ids=a, attention_mask=b).logits
-    return est.model_(a, b)
 
 
 def distill(
@@ -321,8 +301,6 @@ def distill(
     """Train ``student`` on the transfer set's teacher targets; save to ``out_dir``; summary."""
     import torch
 
-    from lmforge.classify.neural import EarlyStopping
-
     teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
     teacher_meta = read_model_meta(teacher_dir)
     model_type, params = parse_student(student)
@@ -333,47 +311,26 @@ def distill(
     est, init_record = _make_student(
         model_type, dict(params), teacher_dir, teacher_meta, transfer.texts
     )
-    encoded = est._encode(transfer.texts)
-    bs = int(est.batch_size)
-    steps = max(1, math.ceil(len(encoded) / bs) * int(est.epochs))
-    if model_type == "transformer":
-        opt, sched = est._optimizer(steps)
-    else:
-        opt = torch.optim.AdamW(est.model_.parameters(), lr=est.lr, weight_decay=est.weight_decay)
-        sched = None
-    t_logits = torch.from_numpy(np.asarray(logits, dtype=np.float32))
-    hard = torch.from_numpy(transfer.hard)
-    early = EarlyStopping(est.patience)
-    est.history_ = []
+    device = est.device_
+    t_logits = torch.from_numpy(np.asarray(logits, dtype=np.float32)).to(device)
+    hard = torch.from_numpy(transfer.hard).to(device)
+
+    def loss(student_logits, batch):
+        idx = torch.from_numpy(np.asarray(batch.idx)).to(device)
+        return kd_loss(student_logits, t_logits[idx], hard[idx], temperature, alpha)
+
+    n = len(transfer.texts)
     start_all = time.perf_counter()
-    for epoch in range(int(est.epochs)):
-        start = time.perf_counter()
-        est.model_.train()
-        total, done = 0.0, 0
-        order = est._bucketed_order(encoded, rng)
-        for idx, a, b in est._batches(encoded, order):
-            idx_t = torch.from_numpy(np.asarray(idx))
-            loss = kd_loss(_forward(est, a, b), t_logits[idx_t], hard[idx_t], temperature, alpha)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(est.model_.parameters(), 1.0)
-            opt.step()
-            if sched is not None:
-                sched.step()
-            total += float(loss.detach()) * len(idx)
-            done += len(idx)
-            if progress:
-                progress(epoch, done, len(encoded))
-        record = {
-            "epoch": epoch + 1,
-            "loss": total / max(1, len(encoded)),
-            "seconds": time.perf_counter() - start,
-        }
-        est.model_.eval()
-        if early.end_epoch(est, record, data.val_texts, data.val_labels):
-            break
-    early.restore(est.model_)
-    est.model_.eval()
+    result = est.train_network(
+        transfer.texts,
+        loss,
+        data.val_texts,
+        data.val_labels,
+        rng=rng,
+        name="distill",
+        on_step=(lambda epoch, done: progress(epoch, done, n)) if progress else None,
+    )
+    est.history_, est.best_val_macro_f1_ = result.history, result.best_score
     train_s = time.perf_counter() - start_all
     summary = {
         "teacher": str(teacher_dir),
@@ -384,7 +341,7 @@ def distill(
         "transfer": transfer.stats,
         "init": init_record,
         "epochs_run": len(est.history_),
-        "best_val_macro_f1": early.best_score,
+        "best_val_macro_f1": result.best_score,
         "train_seconds": train_s,
         "parameters": int(sum(p.numel() for p in est.model_.parameters())),
     }

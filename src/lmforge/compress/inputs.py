@@ -5,7 +5,7 @@ An exported folder carries an *input spec* in its ``lmforge_model.json`` (``"inp
 - ``{"kind": "transformer", "max_len": N}``: the folder's tokenizer (HF), truncation at ``N``,
   padding to the longest text of the batch → ``input_ids``, ``attention_mask``;
 - ``{"kind": "neural", "model_type": ..., "params": ..., "char_vocab": ..., "pad_id": ...}``:
-  exactly :meth:`lmforge.classify.neural.NeuralTextClassifier._encode` (characters or
+  exactly :meth:`lmforge.classify.neural.NeuralTextClassifier.encode` (characters or
   ``DIR/tokenizer``) → ``ids``, ``lengths``.
 
 The encodings match what the PyTorch estimators feed their own networks, so an ONNX or
@@ -117,16 +117,16 @@ class NeuralInputs:
             est.tokenizer_, est.vocab_ = None, list(spec["char_vocab"])
         est.pad_id_ = int(spec["pad_id"])
         self.estimator = est
-        # the character path of NeuralTextClassifier._encode, with the index built once
+        # the character path of NeuralTextClassifier.encode, with the index built once
         self.index = {ch: i for i, ch in enumerate(est.vocab_)} if est.vocab_ else None
 
     def _encode_chars(self, texts: list[str]) -> list[np.ndarray]:
-        from lmforge.classify.neural import UNK, _norm
+        from lmforge.classify.neural import UNK, normalize_chars
 
         get, limit = self.index.get, int(self.estimator.max_len)
         out = []
         for t in texts:
-            ids = [get(ch, UNK) for ch in _norm("" if t is None else str(t))[:limit]]
+            ids = [get(ch, UNK) for ch in normalize_chars("" if t is None else str(t))[:limit]]
             out.append(np.asarray(ids or [UNK], dtype=np.int64))
         return out
 
@@ -134,7 +134,7 @@ class NeuralInputs:
         if self.index is not None:
             encoded = self._encode_chars(texts)
         else:
-            encoded = self.estimator._encode(texts)
+            encoded = self.estimator.encode(texts)
         lengths = np.asarray([len(e) for e in encoded], dtype=np.int64)
         ids = np.full((len(encoded), int(lengths.max())), self.estimator.pad_id_, dtype=np.int64)
         for row, e in enumerate(encoded):

@@ -38,19 +38,12 @@ from lmforge.compress.export import (
 from lmforge.compress.folder import load_torch_classifier, logits_module, write_variant
 from lmforge.compress.inputs import make_inputs
 from lmforge.errors import LmforgeError
-
-
-def _forward(est, a, b):
-    if est.model_type == "transformer":
-        from lmforge.classify.transformer import _autocast
-
-        with _autocast(getattr(est, "dtype_", "fp32")):
-            return est.model_(input_ids=a, attention_mask=b).logits
-    return est.model_(a, b)
+from lmforge.training.batching import sorted_batches
 
 
 def recovery_finetune(est, texts, labels, epochs=1, lr=None, max_texts=None, seed=0) -> dict:
-    """A short cross-entropy fine-tune of a loaded estimator (pruning masks/hooks stay active)."""
+    """A short cross-entropy fine-tune of a loaded estimator (pruning masks/hooks stay active):
+    constant lr, no weight decay, no early stopping, through the estimator's ``train_network``."""
     import torch
 
     rng = np.random.default_rng(seed)
@@ -59,27 +52,30 @@ def recovery_finetune(est, texts, labels, epochs=1, lr=None, max_texts=None, see
         keep = rng.choice(len(texts), max_texts, replace=False)
         texts, labels = [texts[i] for i in keep], labels[keep]
     index = {str(c): i for i, c in enumerate(est.classes_.tolist())}
-    targets = torch.tensor([index[str(y)] for y in labels.tolist()])
+    targets = torch.tensor([index[str(y)] for y in labels.tolist()], device=est.device_)
     lr = lr or (5e-5 if est.model_type == "transformer" else 5e-4)
-    params = [p for p in est.model_.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    encoded = est._encode(texts)
-    start, losses = time.perf_counter(), []
-    for _ in range(int(epochs)):
-        est.model_.train()
-        for idx, a, b in est._batches(encoded, est._bucketed_order(encoded, rng)):
-            loss = torch.nn.functional.cross_entropy(_forward(est, a, b).float(), targets[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            losses.append(float(loss.detach()))
-    est.model_.eval()
+
+    def cross_entropy(logits, batch):
+        return torch.nn.functional.cross_entropy(logits.float(), targets[batch.idx])
+
+    start = time.perf_counter()
+    result = est.train_network(
+        texts,
+        cross_entropy,
+        rng=rng,
+        name="prune-recovery",
+        epochs=int(epochs),
+        lr=lr,
+        weight_decay=0.0,
+        schedule=None,
+        patience=None,
+    )
     return {
         "texts": len(texts),
         "epochs": int(epochs),
         "lr": lr,
-        "final_loss": float(np.mean(losses[-20:])) if losses else None,
+        # mean training loss of the last epoch
+        "final_loss": result.history[-1]["loss"] if result.history else None,
         "seconds": time.perf_counter() - start,
     }
 
@@ -163,7 +159,7 @@ def head_importance(est, texts, labels, max_texts=1000, seed=0) -> np.ndarray:
     layers = _attention_layers(est.model_)
     n_heads = layers[0].attention.self.num_attention_heads
     head_dim = layers[0].attention.self.attention_head_size
-    gates = torch.ones(len(layers), n_heads, requires_grad=True)
+    gates = torch.ones(len(layers), n_heads, requires_grad=True, device=est.device_)
     hooks = []
     for i, layer in enumerate(layers):
 
@@ -179,20 +175,23 @@ def head_importance(est, texts, labels, max_texts=1000, seed=0) -> np.ndarray:
         keep = rng.choice(len(texts), max_texts, replace=False)
         texts, labels = [texts[i] for i in keep], labels[keep]
     index = {str(c): i for i, c in enumerate(est.classes_.tolist())}
-    targets = torch.tensor([index[str(y)] for y in labels.tolist()])
-    encoded = est._encode(texts)
+    targets = torch.tensor([index[str(y)] for y in labels.tolist()], device=est.device_)
+    encoded = est.encode(texts)
     total = torch.zeros_like(gates)
     est.model_.eval()
+    order = sorted_batches([len(e) for e in encoded], int(est.batch_size))
     try:
-        for idx, a, b in est._batches(encoded, np.argsort([len(e) for e in encoded])):
-            logits = est.model_(input_ids=a, attention_mask=b).logits
-            loss = torch.nn.functional.cross_entropy(logits.float(), targets[idx], reduction="sum")
+        for batch in est.batches(encoded, order):
+            logits = est.forward(batch.to(est.device_))
+            loss = torch.nn.functional.cross_entropy(
+                logits.float(), targets[batch.idx], reduction="sum"
+            )
             (grad,) = torch.autograd.grad(loss, gates)
             total += grad.abs()
     finally:
         for h in hooks:
             h.remove()
-    return (total / len(texts)).numpy()
+    return (total / len(texts)).cpu().numpy()
 
 
 def remove_heads(model, heads_to_prune: dict[int, list[int]]) -> None:

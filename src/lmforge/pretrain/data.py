@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from lmforge.errors import LmforgeError
+from lmforge.training.batching import bucketed_batches
 
 
 @dataclass
@@ -60,31 +61,6 @@ def read_split(tokens_dir: str | Path, split: str) -> TokenSplit:
         starts.append(idx[1:] + offset)
         offset += len(toks)
     return TokenSplit(np.concatenate(tokens), np.concatenate(starts))
-
-
-def bucket_batches(
-    lengths: np.ndarray,
-    batch_size: int,
-    seed: int,
-    epoch: int,
-    shuffle: bool = True,
-    pool: int = 50,
-) -> list[np.ndarray]:
-    """Sequence ids grouped into batches of similar length (less padding), batch order shuffled.
-
-    Shuffle, then sort by length inside pools of ``pool`` batches, so batches stay random
-    across the epoch while each one holds near-equal lengths. Deterministic in (seed, epoch).
-    """
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
-    batches = []
-    for i in range(0, len(order), batch_size * pool):
-        chunk = order[i : i + batch_size * pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
-    if shuffle:
-        batches = [batches[k] for k in rng.permutation(len(batches))]
-    return batches
 
 
 def mask_tokens(
@@ -198,7 +174,8 @@ class MLMData:
     def epoch_batches(
         self, batch_size: int, seed: int, epoch: int, shuffle: bool = True
     ) -> list[np.ndarray]:
-        return bucket_batches(self.lengths, batch_size, seed, epoch, shuffle)
+        rng = np.random.default_rng([seed, epoch]) if shuffle else None
+        return bucketed_batches(self.lengths, batch_size, rng)
 
     def batch(self, ids: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         width = int(self.lengths[ids].max())

@@ -1,8 +1,9 @@
 """Training checkpoints: everything needed to continue a run exactly, written atomically.
 
-``OUT/checkpoint/state.pt`` holds the model and optimizer state dicts, the step, tokens seen,
-elapsed seconds (the schedule's state), the data position (epoch, batch) and the RNG states
-of python, numpy and torch of every rank. It is written to a temporary name and renamed, so a
+``OUT/checkpoint/state.pt`` holds the model and optimizer state dicts, the trainer's position
+(pretraining: step, tokens seen, elapsed seconds, epoch and batch; :func:`~lmforge.training.fit`:
+steps, epoch history, early-stopping state, the data order's generator) and the RNG states of
+python, numpy and torch (of every rank). It is written to a temporary name and renamed, so a
 crash never leaves a half-written checkpoint. Loading uses ``torch.load(weights_only=True)``:
 only tensors and plain containers, never arbitrary pickles.
 """
@@ -62,8 +63,12 @@ def save_checkpoint(out_dir: str | Path, state: dict) -> Path:
     return folder / NAME
 
 
+def checkpoint_path(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "checkpoint" / NAME
+
+
 def load_checkpoint(out_dir: str | Path) -> dict:
-    path = Path(out_dir) / "checkpoint" / NAME
+    path = checkpoint_path(out_dir)
     if not path.is_file():
         raise LmforgeError(f"--resume: no checkpoint at {path}")
     return torch.load(path, map_location="cpu", weights_only=True)

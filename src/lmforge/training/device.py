@@ -1,0 +1,119 @@
+"""Device and dtype: where a trainer runs and in which precision — measured, not assumed.
+
+:func:`resolve_device` turns ``"auto" | "cpu" | "cuda" | "cuda:N"`` into a ``torch.device``
+(``auto``: CUDA when present, else CPU). :func:`choose_dtype` picks bf16 or fp32: on a GPU,
+bf16 where the GPU supports it; on a CPU, bf16 only where a matmul probe shows it >= 1.5x
+faster than fp32 (AMX CPUs: ~5x; others: slower). The probe times square matmuls for about
+half a second per dtype and caches the result in ``~/.cache/lmforge/matmul_peak.json`` (keyed
+by device, thread count and torch version), so MFU is reported against what this machine
+actually reaches. :func:`autocast` is the one mixed-precision context every trainer uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from lmforge.errors import LmforgeError
+
+CACHE = (
+    Path(os.environ.get("LMFORGE_CACHE", Path.home() / ".cache" / "lmforge")) / "matmul_peak.json"
+)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a one-line error."""
+    if isinstance(device, torch.device):
+        return device
+    name = str(device or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise LmforgeError(f"device={device!r}: no CUDA GPU is visible to torch")
+        return torch.device(name)
+    raise LmforgeError(f"device={device!r}: choose auto, cpu or cuda")
+
+
+def autocast(device: torch.device | str, dtype: str):
+    """bf16 autocast on ``device`` when ``dtype == 'bf16'``, else a no-op context."""
+    if dtype == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def device_key(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{torch.get_num_threads()}threads"
+
+
+def _time_matmul(dtype: torch.dtype, device: torch.device, n: int, seconds: float) -> float:
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b  # warm up
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start, reps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+        sync()
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+def matmul_peak(device: torch.device, dtype: str, refresh: bool = False) -> float:
+    """Measured matmul FLOP/s for ``dtype`` ('fp32' | 'bf16') on ``device``, cached."""
+    key = f"{device_key(device)}|{dtype}|torch{torch.__version__}"
+    cache = {}
+    if CACHE.is_file():
+        try:
+            cache = json.loads(CACHE.read_text())
+        except (OSError, ValueError):
+            cache = {}
+    if key in cache and not refresh:
+        return float(cache[key])
+    n = 4096 if device.type == "cuda" else 1024
+    flops = _time_matmul(DTYPES[dtype], device, n, seconds=0.5)
+    cache[key] = flops
+    try:
+        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = CACHE.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1))
+        os.replace(tmp, CACHE)
+    except OSError:
+        pass
+    return flops
+
+
+def choose_dtype(device: torch.device | str, requested: str = "auto") -> tuple[str, str]:
+    """('bf16' | 'fp32', why). 'auto' picks bf16 on CPU only if the probe shows it >= 1.5x faster."""
+    device = torch.device(device)
+    if requested in ("fp32", "bf16"):
+        return requested, "requested"
+    if requested != "auto":
+        raise LmforgeError(f"--dtype {requested!r}: choose auto, bf16 or fp32")
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "GPU supports bf16"
+        return "fp32", "GPU without bf16"
+    fp32, bf16 = matmul_peak(device, "fp32"), matmul_peak(device, "bf16")
+    ratio = bf16 / fp32
+    if ratio >= 1.5:
+        return (
+            "bf16",
+            f"bf16 matmul {ratio:.1f}x faster than fp32 ({bf16 / 1e9:.0f} vs {fp32 / 1e9:.0f} GFLOP/s)",
+        )
+    return (
+        "fp32",
+        f"bf16 matmul only {ratio:.1f}x fp32 ({bf16 / 1e9:.0f} vs {fp32 / 1e9:.0f} GFLOP/s)",
+    )
