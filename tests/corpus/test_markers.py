@@ -17,7 +17,7 @@ from lmforge.corpus.sources import plan_shards
 
 
 def make_config(inputs: Path) -> CorpusConfig:
-    # Two cheap steps, one of them global: stage 0 writes documents and signatures.
+    # Two cheap steps, one of them global: phase 0 writes documents and signatures.
     steps = [{"type": "length"}, {"type": "exact_dedup"}]
     return CorpusConfig(sources=[{"type": "files", "paths": [str(inputs)]}], steps=steps)
 
@@ -33,12 +33,12 @@ def test_a_rank_whose_files_no_longer_match_its_marker_is_redone(
     for rank in (0, 1):
         run_rank(RankTask(config_key(config), str(out), 0, rank, shards[rank]))
     # Rank 0: its documents file lost its last rows (a stale copy on a shared file system).
-    docs = layout.stage_docs(0, 0)
+    docs = layout.phase_docs(0, 0)
     table = pq.read_table(docs)
     pq.write_table(table.slice(0, table.num_rows - 5), docs)
     # Rank 1: same rows, other bytes (a partly synced file).
-    removed = layout.removed_log(0, 1)
-    removed.write_bytes(removed.read_bytes() + b"\0")
+    sigs = layout.phase_sigs(0, 1)
+    sigs.write_bytes(sigs.read_bytes() + b"\0")
     resumed = build_corpus(config, out, LocalExecutor(1))
     assert resumed["counts"] == reference["counts"]
     assert resumed["output_hash"] == reference["output_hash"]
@@ -53,12 +53,12 @@ def test_load_marker_checks_every_certified_file(sharded_inputs: Path, tmp_path:
     stats = run_rank(RankTask(config_key(config), str(tmp_path), 0, 0, shard))
     marker = load_marker(layout, 0, 0)
     assert marker is not None and marker["docs_written"] == stats["docs_written"] > 0
-    assert set(marker["files"]) == {
-        "_work/stage0/docs-00000.parquet",
-        "_work/stage0/sigs-00000.parquet",
-        "removed/stage0-00000.parquet",
-    }
-    layout.stage_sigs(0, 0).unlink()
+    # a rank that removed nothing writes no removed log, so its marker certifies none
+    expected = {"_work/phase0/docs-00000.parquet", "_work/phase0/sigs-00000.parquet"}
+    if stats["removed_logged"]:
+        expected.add("removed/phase0-00000.parquet")
+    assert set(marker["files"]) == expected
+    layout.phase_sigs(0, 0).unlink()
     assert load_marker(layout, 0, 0) is None
     assert load_marker(layout, 0, 1) is None  # never ran
 
@@ -82,7 +82,7 @@ def test_collect_markers_waits_for_a_late_marker_then_names_missing_ranks(
     threading.Timer(0.6, hidden.rename, args=(marker,)).start()
     markers = collect_markers(layout, 0, 2, grace_seconds=20)
     assert [m["docs_written"] for m in markers] == [
-        pq.ParquetFile(layout.stage_docs(0, r)).metadata.num_rows for r in (0, 1)
+        pq.ParquetFile(layout.phase_docs(0, r)).metadata.num_rows for r in (0, 1)
     ]
-    with pytest.raises(RuntimeError, match=r"stage 0, ranks \[2\]: .*do not match"):
+    with pytest.raises(RuntimeError, match=r"phase 0, ranks \[2\]: .*do not match"):
         collect_markers(layout, 0, 3, grace_seconds=0.2)
