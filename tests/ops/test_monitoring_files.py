@@ -58,10 +58,11 @@ def exposed(tmp_path_factory) -> dict[str, set[str]]:
         for i in range(0, 6, 2):
             assert client.post("/v1/classify", json={"texts": texts[i : i + 2]}).status_code == 200
         assert client.post("/v1/classify", json={"texts": 1}).status_code == 422
-        while True:  # the log writes in the background: wait for its counter to show
-            text = client.get("/metrics").text
-            if "lmforge_prediction_log_rows_total" in text or time.monotonic() > deadline:
-                break
+        # the log writes in the background: wait for its sample (not just its HELP line)
+        written = 'lmforge_prediction_log_rows_total{outcome="written"} 6.0'
+        deadline = time.monotonic() + 30
+        while written not in (text := client.get("/metrics").text):
+            assert time.monotonic() < deadline, "the prediction log wrote nothing in 30 s"
             time.sleep(0.05)
     out: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
@@ -252,11 +253,18 @@ def test_promtool_checks_the_rules():
 
 @needs_promtool
 def test_promtool_unit_tests_fire_for_sick_and_not_healthy():
-    """lmforge-alerts.test.yml: the error-rate, not-ready and log-drop alerts fire for the sick
-    instance only, after their `for:`; promtool fails on any alert it did not expect."""
+    """lmforge-alerts.test.yml: each alert fires for the sick instance only, after its `for:`
+    (the drift alert not on too few predictions); promtool fails on an alert it did not expect."""
     test = yaml.safe_load(RULES_TEST.read_text("utf-8"))
     checked = {c["alertname"] for t in test["tests"] for c in t["alert_rule_test"]}
-    assert {"LmforgeHighErrorRate", "LmforgeModelNotReady"} <= checked
+    assert {
+        "LmforgeHighLatencyP99",
+        "LmforgeHighErrorRate",
+        "LmforgeModelNotReady",
+        "LmforgeLabelDrift",
+        "LmforgePredictionLogDropping",
+        "LmforgeQueueBacklog",
+    } <= checked
     _promtool("test", "rules", RULES_TEST.name, cwd=RULES_TEST.parent)
 
 
