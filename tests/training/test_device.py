@@ -64,3 +64,21 @@ def test_training_steps_on_cuda(sample, tmp_path):
     assert load_model(tmp_path / "enc").predict_proba(sample.test_texts[:20]).shape == (20, 2)
     cpu = Predictor.load(tmp_path / "enc", device="cpu").predict_proba(sample.test_texts[:20])
     assert abs(cpu - proba).max() < 0.05  # same weights, other device and precision
+
+
+def test_auto_dtype_on_cpu_follows_the_hardware_not_a_timing(monkeypatch):
+    """The same CPU gives the same dtype (and so the same model) however busy it is: the timing
+    probe is consulted only where the CPU's flags cannot be read."""
+    import lmforge.training.device as device
+
+    def no_probe(*_args, **_kwargs):
+        raise AssertionError("the matmul probe must not decide where the CPU flags are known")
+
+    monkeypatch.setattr(device, "matmul_peak", no_probe)
+    monkeypatch.setattr(device, "cpu_bf16_units", lambda: "AMX")
+    assert device.choose_dtype("cpu")[0] == "bf16"
+    monkeypatch.setattr(device, "cpu_bf16_units", lambda: "")
+    assert device.choose_dtype("cpu")[0] == "fp32"
+    monkeypatch.setattr(device, "cpu_bf16_units", lambda: None)
+    monkeypatch.setattr(device, "matmul_peak", lambda _d, dtype: 5.0 if dtype == "bf16" else 1.0)
+    assert device.choose_dtype("cpu")[0] == "bf16"
