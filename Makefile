@@ -4,7 +4,7 @@ SHELL := bash
 
 # The lock covers the core dependencies plus these extras (one consistent set of versions).
 # Add an extra here when CI starts installing it (e.g. mysql s3 http), then run `make lock`.
-LOCK_EXTRAS := dev ray
+LOCK_EXTRAS := dev ray mysql http
 # PyTorch is not in the lock: the README and .ci/run install `torch==$(TORCH)` first, which takes
 # the CPU build. The lock is resolved against that CPU wheel, so no CUDA/nvidia package is pinned.
 TORCH := 2.13.0
