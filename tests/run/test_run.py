@@ -50,7 +50,7 @@ def run_cli(recipe: Path) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "lmforge.cli", "run", str(recipe)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,  # a safety net: ~5 minutes on a quiet 2-core machine, far more on a busy one
         # one thread, as everywhere in the tests: on a loaded 2-core machine torch's second
         # OpenMP thread spin-waits for the first and a 2-second run takes minutes
         env={**os.environ, "OMP_NUM_THREADS": "1"},
