@@ -3,7 +3,8 @@
 The members are folders that already exist (the baselines and the fine-tuned encoder of one
 split); only the weights are fitted, on texts the members were *not* trained on (the validation
 split). Weights come from greedy ensemble selection with replacement (Caruana et al., 2004,
-"Ensemble selection from libraries of models"): start from the member with the best macro-F1,
+"Ensemble selection from libraries of models"): start from the member with the best macro-F1
+(or from the mean of all members when that scores higher),
 then repeatedly add (again) the member whose addition raises macro-F1 most (log loss breaks
 ties between candidates), until no addition raises macro-F1. So on the texts it was fitted on, the ensemble scores at least
 its best member. scikit-learn has no ensemble selection (``VotingClassifier`` refits its members
@@ -59,6 +60,12 @@ def select_weights(probas: list[np.ndarray], y: np.ndarray, max_rounds: int = MA
     counts = np.zeros(len(probas))
     counts[best] = 1
     total, current = probas[best].copy(), scores[best]
+    # greedy steps from one member can stall below the plain mean of all (measured on the
+    # built-in split: 0.857 vs 0.868 validation): start from the mean when it scores higher
+    mean_score = _score(y, sum(probas) / len(probas))
+    if mean_score[0] > current[0]:
+        counts[:] = 1
+        total, current = sum(probas).astype(float), mean_score
     for _ in range(max_rounds):
         trials = [_score(y, (total + p) / (counts.sum() + 1)) for p in probas]
         i = max(range(len(probas)), key=lambda j: trials[j])

@@ -123,10 +123,9 @@ def _fresh(step: PlannedStage, run_dir: Path) -> None:
 def _corpus(corpus, step: PlannedStage, console: Console, results: dict) -> str:
     from lmforge.corpus.pipeline import build_corpus
 
-    folder = step.folder
-    # a corpus built with another config is rebuilt in a run folder lmforge made; anywhere else
-    # build_corpus refuses, as `lmforge corpus build` does
-    create_stage_folder(folder)  # marked as lmforge's own when it is new (before anything is in it)
+    folder = create_stage_folder(step.folder)  # marked when new; a user's folder stays unmarked
+    # a corpus built with another config is rebuilt in a corpus folder lmforge made; anywhere
+    # else build_corpus refuses, as `lmforge corpus build` does
     results["corpus"] = build_corpus(corpus, folder, overwrite=is_ours(folder))
     counts = results["corpus"]["counts"]
     console.print(
@@ -253,10 +252,12 @@ def _classify(recipe, step, upstream, workers, console, results) -> str:
     digest = _digest(step, recipe.classify.model_dump() | {"seed": recipe.seed}, upstream)
     start = time.perf_counter()
     create_stage_folder(step.folder)
+    # always called: a finished model is not trained again ("done earlier"), the next one is
     results["classify"] = run_classify(
         recipe.classify, recipe.seed, recipe.run_dir(), _pretrained_encoder(recipe), digest, console
     )
-    _done(step.folder, digest, start)
+    if step.action != "skip":
+        _done(step.folder, digest, start)
     return digest
 
 
