@@ -37,9 +37,10 @@ def test_init_out_writes_once_and_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_init_from_an_unknown_recipe_lists_the_packaged_ones() -> None:
-    result = CliRunner().invoke(app, ["recipe", "init", "--from", "shop"])
+    result = CliRunner().invoke(app, ["recipe", "init", "--from", "nosuch"])
     assert isinstance(result.exception, LmforgeError)
-    assert "'shop'" in str(result.exception) and "default" in str(result.exception)
+    message = str(result.exception)
+    assert "'nosuch'" in message and "default" in message and "shop" in message
 
 
 def test_check_summarises_a_valid_recipe(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def test_feedback_round_trip(nb_dir, tmp_path, wait_ready):
             == 201
         )
         bad = c.post("/v1/feedback", json={"text": "好", "label": "meh"}, headers=KEY)
-        assert bad.status_code == 422 and "not one of" in bad.json()["detail"]
+        assert bad.status_code == 422 and "not one of" in bad.json()["error"]
         assert c.post("/v1/feedback", json={"label": "pos"}, headers=KEY).status_code == 422
         assert app.state.serve.prediction_log.flush(10)
     prediction = _select(db, TABLE)[0]

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,7 +38,19 @@ def feedback_table(metadata: sa.MetaData) -> sa.Table:
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # the OpenAPI schema says what the validator below checks: a request_id or a text, non-empty
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["request_id"],
+                    "properties": {"request_id": {"type": "string", "minLength": 1}},
+                },
+                {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+            ]
+        },
+    )
     request_id: str | None = Field(
         None, max_length=64, description="the X-Request-ID of the classify call"
     )
@@ -74,7 +87,11 @@ def add_feedback_route(app: FastAPI, state, guarded: list, errors: dict) -> None
             raise HTTPException(503, "feedback needs the prediction log (--prediction-log)")
         model = state.model
         if body.label not in model.labels:
-            raise HTTPException(422, f"label: {body.label!r} is not one of {model.labels}")
+            # the same 422 shape as any invalid field (the app's validation handler writes it)
+            msg = f"{body.label!r} is not one of the model's labels {model.labels}"
+            raise RequestValidationError(
+                [{"loc": ("body", "label"), "msg": msg, "type": "value_error"}]
+            )
         row = {
             "created_at": datetime.now(timezone.utc),
             "request_id": body.request_id,
