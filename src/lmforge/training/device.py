@@ -132,7 +132,7 @@ def choose_dtype(device: torch.device | str, requested: str = "auto") -> tuple[s
             if native
             else (
                 "fp32",
-                "CPU without AMX/AVX512-BF16 (bf16 would be emulated)",
+                "CPU without AMX (bf16 matmuls are not faster than fp32 there)",
             )
         )
     fp32, bf16 = matmul_peak(device, "fp32"), matmul_peak(device, "bf16")
