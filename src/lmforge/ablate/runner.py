@@ -52,7 +52,7 @@ def pretrain_config(recipe, config: AblateConfig):
 
 
 def _done(folder: Path, digest: str) -> bool:
-    from lmforge.run.stages import stage_state
+    from lmforge.run.state import stage_state
 
     state = stage_state(folder)
     return state.get("fingerprint") == digest and state.get("status") == "done"
@@ -109,7 +109,7 @@ def share_validation(tokens_dir: Path, reference: Path) -> None:
 def _pretrain_one(job: dict[str, Any]) -> dict[str, Any]:
     """Pretrain one variant (in this process or a pool worker with its share of the cores)."""
     from lmforge.pretrain.loop import pretrain
-    from lmforge.run.stages import mark_stage, stage_state
+    from lmforge.run.state import create_stage_folder, mark_stage, remove_stage_folder, stage_state
 
     if job.get("threads"):
         import torch
@@ -118,8 +118,9 @@ def _pretrain_one(job: dict[str, Any]) -> dict[str, Any]:
     folder = Path(job["out"])
     state = stage_state(folder)
     resume = state.get("fingerprint") == job["digest"] and (folder / "checkpoint").exists()
-    if not resume:
-        shutil.rmtree(folder, ignore_errors=True)
+    if not resume:  # a rebuild clears only a folder lmforge made (run.state's rule)
+        remove_stage_folder(folder, Path(job["root"]))
+    create_stage_folder(folder)
     mark_stage(folder, job["digest"], "started")
     options = dict(job["options"])
     pretrain(
@@ -171,7 +172,7 @@ def run_ablation(
     """Build, pretrain and evaluate every variant; write ``results.json`` and ``report.html``."""
     from lmforge.corpus.pipeline import build_corpus
     from lmforge.run.classify import export_heldout, with_holdout
-    from lmforge.run.stages import fingerprint, mark_stage
+    from lmforge.run.state import create_stage_folder, fingerprint, mark_stage, remove_stage_folder
 
     console = console or Console()
     if recipe.tokenizer is None or recipe.pack is None or recipe.pretrain is None:
@@ -213,7 +214,8 @@ def run_ablation(
     tok_digest = fingerprint(recipe.tokenizer.model_dump() | {"seed": recipe.seed}, hashes[FULL])
     if not _done(tok_dir, tok_digest):
         console.rule("[bold]tokenizer (trained on the full variant)")
-        shutil.rmtree(tok_dir, ignore_errors=True)
+        remove_stage_folder(tok_dir, recipe.run_dir())
+        create_stage_folder(tok_dir)
         train_from_corpus(
             out / "corpora" / FULL,
             kind=recipe.tokenizer.kind,
@@ -237,7 +239,8 @@ def run_ablation(
         if _done(folder, digest):
             continue
         console.rule(f"[bold]tokens: {name}")
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_stage_folder(folder, recipe.run_dir())
+        create_stage_folder(folder)
         pack_corpus(
             out / "corpora" / name,
             tok_dir,
@@ -265,6 +268,7 @@ def run_ablation(
                     "tokens": str(out / "tokens" / name),
                     "out": str(folder),
                     "digest": digest,
+                    "root": str(recipe.run_dir()),
                     "options": options,
                     "seed": recipe.seed,
                     "progress": config.parallel == 1,
@@ -339,7 +343,7 @@ def _run_pretraining(jobs: list[dict], parallel: int, console: Console) -> None:
 
 def _downstream(recipe, config, out, distinct, token_digest, console) -> dict[str, dict]:
     from lmforge.classify.data import check_leakage, load_classification_data
-    from lmforge.run.stages import fingerprint
+    from lmforge.run.state import fingerprint
 
     cls = recipe.classify
     data = load_classification_data(cls.data, cls.text_col, cls.label_col, recipe.seed)
