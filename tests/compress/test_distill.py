@@ -88,14 +88,15 @@ def test_textcnn_student_learns_the_teacher(transformer_dir, sample, corpus, tmp
     np.testing.assert_allclose(np.exp(logits).sum(axis=1), 1.0, atol=1e-4)  # log-probabilities
     assert np.array_equal(teacher_logits(transformer_dir, ts.texts, cache=cache), logits)
     summary = distill(
-        transformer_dir, "textcnn:embed_dim=32:hidden=32:max_len=64:epochs=6:patience=6:lr=0.005",
+        transformer_dir, "textcnn:embed_dim=32:hidden=32:max_len=64:epochs=12:patience=12:lr=0.005",
         ts, logits, sample, tmp_path / "student",
     )  # fmt: skip
     assert summary["transfer"]["unlabelled"] == len(ts.texts) - 400
     student = Predictor.load(tmp_path / "student")
     teacher = Predictor.load(transformer_dir)
-    # it imitates the teacher on the transfer set it was trained on (500 texts; measured over
-    # runs: agreement 0.78-0.83, correlation 0.69-0.82; the tiny teacher's WordPiece vocabulary
+    # it imitates the teacher on the transfer set it was trained on (500 texts; 12 epochs on the
+    # shared training loop, 3 runs: agreement 0.83-0.88, correlation 0.76-0.83 (6 epochs gave
+    # 0.66-0.69, too close to the bar); the tiny teacher's WordPiece vocabulary
     # is not bit-identical between processes, so neither is anything trained on it)
     s, t = student.predict_proba(ts.texts)[:, 1], teacher.predict_proba(ts.texts)[:, 1]
     assert np.mean((s > 0.5) == (t > 0.5)) > 0.7  # two ~50/50 classifiers agree 0.5 by chance
