@@ -82,3 +82,20 @@ def test_auto_dtype_on_cpu_follows_the_hardware_not_a_timing(monkeypatch):
     monkeypatch.setattr(device, "cpu_bf16_units", lambda: None)
     monkeypatch.setattr(device, "matmul_peak", lambda _d, dtype: 5.0 if dtype == "bf16" else 1.0)
     assert device.choose_dtype("cpu")[0] == "bf16"
+
+
+def test_a_peak_probed_on_a_busy_machine_is_raised_by_what_training_reached(monkeypatch, tmp_path):
+    """MFU read 114 % in a default run: the cached matmul peak had been probed while another job
+    ran. A trainer that goes faster raises the cached peak, and a re-probe never lowers it."""
+    import torch
+
+    from lmforge.training import device as dev
+
+    monkeypatch.setattr(dev, "CACHE", tmp_path / "matmul_peak.json")
+    cpu = torch.device("cpu")
+    probed = dev.matmul_peak(cpu, "fp32")
+    assert probed > 1e8  # a real measurement: more than 0.1 GFLOP/s
+    assert dev.raise_peak(cpu, "fp32", probed / 2) == probed  # slower training: peak kept
+    assert dev.raise_peak(cpu, "fp32", probed * 10) == probed * 10
+    assert dev.matmul_peak(cpu, "fp32") == probed * 10  # cached for later runs
+    assert dev.matmul_peak(cpu, "fp32", refresh=True) == probed * 10  # a re-probe cannot lower it

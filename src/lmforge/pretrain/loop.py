@@ -37,7 +37,7 @@ from lmforge.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from lmforge.training.device import matmul_peak, resolve_device
+from lmforge.training.device import matmul_peak, raise_peak, resolve_device
 
 
 @dataclass
@@ -315,6 +315,8 @@ def pretrain(
         # ---- log / validate / checkpoint / snapshot ----------------------------------------
         if step % cfg.log_every == 0 or step % cfg.eval_every == 0 or done:
             tps = window_tokens / max(window_time, 1e-9)
+            if master and tps * flops_per_token > peak:  # the peak probe ran on a busy machine
+                peak = raise_peak(device, dtype_name, tps * flops_per_token)
             metrics = {"step": step, "tokens": tokens, "train_loss": loss_now / world, "lr": lr_now}
             metrics |= {"tokens_per_s": tps, "mfu": tps * flops_per_token / peak}
             if val_batches and (step % cfg.eval_every == 0 or done):

@@ -65,28 +65,27 @@ def _time_matmul(dtype: torch.dtype, device: torch.device, n: int, seconds: floa
     a @ b  # warm up
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
-    start, reps = time.perf_counter(), 0
+    # the fastest single product, not the mean: another job on the machine can only slow a
+    # product down, so the minimum is the least biased reading of what the hardware does
+    start, fastest = time.perf_counter(), float("inf")
     while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
         a @ b
-        reps += 1
         sync()
-    return 2 * n**3 * reps / (time.perf_counter() - start)
+        fastest = min(fastest, time.perf_counter() - t0)
+    return 2 * n**3 / fastest
 
 
-def matmul_peak(device: torch.device, dtype: str, refresh: bool = False) -> float:
-    """Measured matmul FLOP/s for ``dtype`` ('fp32' | 'bf16') on ``device``, cached."""
-    key = f"{device_key(device)}|{dtype}|torch{torch.__version__}"
-    cache = {}
+def _read_cache() -> dict:
     if CACHE.is_file():
         try:
-            cache = json.loads(CACHE.read_text())
+            return json.loads(CACHE.read_text())
         except (OSError, ValueError):
-            cache = {}
-    if key in cache and not refresh:
-        return float(cache[key])
-    n = 4096 if device.type == "cuda" else 1024
-    flops = _time_matmul(DTYPES[dtype], device, n, seconds=0.5)
-    cache[key] = flops
+            return {}
+    return {}
+
+
+def _write_cache(cache: dict) -> None:
     try:
         CACHE.parent.mkdir(parents=True, exist_ok=True)
         tmp = CACHE.with_suffix(f".{os.getpid()}.tmp")
@@ -94,7 +93,34 @@ def matmul_peak(device: torch.device, dtype: str, refresh: bool = False) -> floa
         os.replace(tmp, CACHE)
     except OSError:
         pass
+
+
+def _peak_key(device: torch.device, dtype: str) -> str:
+    return f"{device_key(device)}|{dtype}|torch{torch.__version__}"
+
+
+def matmul_peak(device: torch.device, dtype: str, refresh: bool = False) -> float:
+    """Measured matmul FLOP/s for ``dtype`` ('fp32' | 'bf16') on ``device``, cached."""
+    key, cache = _peak_key(device, dtype), _read_cache()
+    if key in cache and not refresh:
+        return float(cache[key])
+    n = 4096 if device.type == "cuda" else 1024
+    flops = max(_time_matmul(DTYPES[dtype], device, n, seconds=0.5), float(cache.get(key, 0.0)))
+    cache[key] = flops
+    _write_cache(cache)
     return flops
+
+
+def raise_peak(device: torch.device, dtype: str, achieved: float) -> float:
+    """The peak, raised to ``achieved`` FLOP/s when a trainer went faster than the cached probe
+    (the probe ran while the machine was busy): MFU then never reads above 100 %, and later runs
+    start from the better figure."""
+    key, cache = _peak_key(device, dtype), _read_cache()
+    peak = max(float(cache.get(key, 0.0)), achieved)
+    if peak > float(cache.get(key, 0.0)):
+        cache[key] = peak
+        _write_cache(cache)
+    return peak
 
 
 def cpu_bf16_units() -> str | None:
