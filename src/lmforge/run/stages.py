@@ -262,16 +262,24 @@ def _classify(recipe, step, upstream, workers, console, results) -> str:
 
 
 def _compress(recipe, step, upstream, workers, console, results) -> str:
-    from lmforge.run.classify import PRETRAINED_NAME, folder_name
+    from lmforge.run.classify import ENSEMBLE_NAME, PRETRAINED_NAME, folder_name
     from lmforge.run.compress import compress_for_run
 
     config, folder, run_dir = recipe.compress, step.folder, recipe.run_dir()
-    teacher = run_dir / "classify" / folder_name(PRETRAINED_NAME)
-    if not (teacher / "lmforge_model.json").is_file():
+    encoder = run_dir / "classify" / folder_name(PRETRAINED_NAME)
+    if not (encoder / "lmforge_model.json").is_file():
         raise LmforgeError(
             "compress needs the fine-tuned transformer of the classify stage "
             "(classify.transformer: true)"
         )
+    teacher = encoder
+    if config.teacher == "ensemble":
+        teacher = run_dir / "classify" / folder_name(ENSEMBLE_NAME)
+        if not (teacher / "lmforge_model.json").is_file():
+            raise LmforgeError(
+                "compress.teacher: ensemble, but the classify stage built no ensemble (it needs "
+                "two models or more); set compress.teacher: encoder"
+            )
     digest = _digest(step, config.model_dump() | {"seed": recipe.seed}, upstream)
     if step.action != "skip":
         start = time.perf_counter()
@@ -281,6 +289,7 @@ def _compress(recipe, step, upstream, workers, console, results) -> str:
             teacher,
             run_dir / "corpus",
             folder,
+            encoder_dir=encoder,
             data=recipe.classify.data,
             student=config.student,
             seed=recipe.seed,
