@@ -187,3 +187,13 @@ def test_the_cli_passes_the_loaded_shadow_to_the_app(registry, monkeypatch):
     assert exit_info.value.code == 0
     shadow = apps[0].state.serve._shadow_model
     assert shadow is not None and shadow.version == "v2"
+
+
+def test_a_sample_scores_an_even_share_of_requests(registry, serve_reviews, wait_ready):
+    """--shadow-sample 0.1: every tenth request, exactly (a stride, not a coin toss)."""
+    texts = serve_reviews[2][:50]
+    app = create_app(registry.root, ServeSettings(shadow="v2", shadow_sample=0.1))
+    _, samples, models = _serve(app, texts, wait_ready, per_request=1)
+    assert samples['lmforge_shadow_texts_total{outcome="scored"}'] == 5
+    assert samples['lmforge_shadow_texts_total{outcome="dropped"}'] == 0
+    assert models["shadow"]["scored"] == 5

@@ -233,6 +233,9 @@ def register(app: typer.Typer) -> None:
             help="a candidate (registry version or classifier folder) scoring the same texts "
             "off the response path; /metrics: lmforge_shadow_agreement",
         ),
+        shadow_sample: float = typer.Option(
+            1.0, "--shadow-sample", help="share of requests the shadow scores (0-1]"
+        ),
         log_level: str = typer.Option("info", "--log-level"),
         trust_model_code: bool = trust_model_code_option(),
     ) -> None:
@@ -258,5 +261,6 @@ def register(app: typer.Typer) -> None:
             log_retention_days=log_retention_days,
             log_retention_rows=log_retention_rows,
             shadow=shadow,
+            shadow_sample=shadow_sample,
         )
         serve(model_dir, host, port, workers, settings, log_level)

@@ -93,13 +93,17 @@ class ShadowScorer:
         metrics: ShadowMetrics,
         max_queue: int = 1000,
         max_batch: int = 64,
+        sample: float = 1.0,
     ):
         """``model``: a loaded :class:`~lmforge.predictor.Predictor`; ``max_queue``: requests
         held before new ones are dropped; ``max_batch``: texts per candidate call (at least one
-        request's)."""
+        request's); ``sample``: share of answered requests offered to the candidate (every
+        1/sample-th, evenly spread: a deterministic stride, not a coin toss)."""
         self.model = model
         self.metrics = metrics
         self.max_batch = max_batch
+        self.sample = sample
+        self._credit = 0.0
         self.scored = self.agreed = self.dropped = self.errors = 0
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
@@ -111,8 +115,13 @@ class ShadowScorer:
         self._thread.start()
 
     def submit(self, texts: Sequence[str], live_labels: Sequence[str]) -> bool:
-        """Queue one answered request for the candidate; False (and counted) when the queue is
-        full. Never blocks."""
+        """Queue one answered request for the candidate (if it is in the sample); False when it
+        is not, or when the queue is full (then counted as dropped). Never blocks."""
+        if self.sample < 1.0:
+            self._credit += self.sample
+            if self._credit < 1.0 - 1e-9:  # float sums: 10 x 0.1 is 0.999...
+                return False
+            self._credit -= 1.0
         try:
             self._queue.put_nowait((list(texts), list(live_labels)))
             return True

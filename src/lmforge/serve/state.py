@@ -119,7 +119,11 @@ class ServeState:
             )
             return
         self.shadow = ShadowScorer(
-            model, self.shadow_metrics, self.settings.shadow_queue, self.settings.max_batch
+            model,
+            self.shadow_metrics,
+            self.settings.shadow_queue,
+            self.settings.max_batch,
+            self.settings.shadow_sample,
         )
         self.shadow.start()
 
