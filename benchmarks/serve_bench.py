@@ -244,12 +244,14 @@ def table(ours: dict, naive: dict) -> str:
 
 
 def shadow_table(plain: dict, shadow: dict) -> str:
-    """lmforge serve without and with --shadow, level by level."""
+    """lmforge serve without and with --shadow, level by level, and the median ratios (repeat
+    a level, ``--clients 8,8,8,8``, for pairs measured back to back on a noisy machine)."""
     lines = [
         "| clients | req/s | p50 ms | p99 ms | with shadow req/s | p50 ms | p99 ms | errors "
         "| p50 ratio (shadow/plain) | req/s ratio |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    ratios = []
     for a, b in zip(plain["levels"], shadow["levels"], strict=True):
         p50 = b["p50_ms"] / a["p50_ms"] if a["p50_ms"] and b["p50_ms"] else float("nan")
         rps = b["req_per_s"] / a["req_per_s"] if a["req_per_s"] else float("nan")
@@ -258,6 +260,12 @@ def shadow_table(plain: dict, shadow: dict) -> str:
             f"{a['p99_ms'] or 0:.1f} | {b['req_per_s']:.1f} | {b['p50_ms'] or 0:.1f} | "
             f"{b['p99_ms'] or 0:.1f} | {a['errors']} / {b['errors']} | {p50:.2f} | {rps:.2f} |"
         )
+        ratios.append((p50, rps))
+    p50s, rpss = zip(*ratios, strict=True)
+    lines.append(
+        f"median over {len(ratios)} pairs: p50 ratio {np.median(p50s):.2f}, "
+        f"req/s ratio {np.median(rpss):.2f}"
+    )
     return "\n".join(lines)
 
 
