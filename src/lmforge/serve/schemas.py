@@ -59,9 +59,23 @@ class VersionInfo(BaseModel):
     current: bool = False
 
 
+class ShadowInfo(BaseModel):
+    name: str
+    version: str
+    scored: int = Field(description="texts the candidate scored so far")
+    dropped: int = Field(description="texts not scored: the shadow queue was full")
+    errors: int = Field(description="texts on which the candidate raised")
+    agreement: float | None = Field(
+        description="share of scored texts where candidate and live labels agree"
+    )
+
+
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
     versions: list[VersionInfo] = Field([], description="a registry's versions (else empty)")
+    shadow: ShadowInfo | None = Field(
+        None, description="the shadow candidate (lmforge serve --shadow), else null"
+    )
 
 
 class ReloadRequest(BaseModel):

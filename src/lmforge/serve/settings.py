@@ -61,6 +61,21 @@ class ServeSettings(BaseModel):
         None, ge=1, description="the server keeps only the newest N logged rows; None: all"
     )
     drift_window: int = Field(1000, ge=1, description="recent predictions in the drift gauge")
+    shadow: str | None = Field(
+        None,
+        description="a candidate (registry version or classifier folder) that scores the same "
+        "texts off the response path; /metrics reports its agreement with the live model",
+    )
+    shadow_queue: int = Field(
+        1000, ge=1, description="answered requests held for the shadow before new ones are dropped"
+    )
+    shadow_sample: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="share of answered requests the shadow scores (evenly spread); lower it "
+        "when the candidate's CPU time slows the live model",
+    )
     # -- model -------------------------------------------------------------------------------
     backend: str | None = Field(None, description="Predictor backend; None: the folder's own")
     backend_options: dict[str, str | int | float | bool] = Field(

@@ -23,6 +23,7 @@ from lmforge.serve.generation import CAUSAL_LM, CLASSIFIER, CausalLM, folder_kin
 from lmforge.serve.metrics import ServeMetrics, training_label_distribution
 from lmforge.serve.registry import Registry, is_registry
 from lmforge.serve.settings import ServeSettings
+from lmforge.serve.shadow import ShadowMetrics, ShadowScorer, resolve_shadow
 from lmforge.serve.store import PredictionLog
 
 log = logging.getLogger("lmforge.serve")
@@ -51,9 +52,12 @@ def _refreeze() -> None:
 class ServeState:
     """The served model and everything around it, for one app."""
 
-    def __init__(self, model, settings: ServeSettings, source: str | Path | None = None):
+    def __init__(
+        self, model, settings: ServeSettings, source: str | Path | None = None, shadow=None
+    ):
         """``model``: a folder or registry folder to load, or a loaded model (then ``source``,
-        if given, is the folder or registry it came from, for reloads)."""
+        if given, is the folder or registry it came from, for reloads); ``shadow``: the
+        loaded ``settings.shadow`` candidate, else it is loaded with the model."""
         self.settings = settings
         origin = Path(model) if isinstance(model, str | Path) else source and Path(source)
         self.registry: Registry | None = None
@@ -84,6 +88,9 @@ class ServeState:
         self.training_source = ""
         self.info: dict = {}
         self.frozen = False
+        self.shadow: ShadowScorer | None = None
+        self._shadow_model = shadow
+        self.shadow_metrics = ShadowMetrics(self.metrics.registry) if settings.shadow else None
 
     # -- startup -----------------------------------------------------------------------------
     def _load_and_warm(self) -> None:
@@ -91,6 +98,34 @@ class ServeState:
             self.model = load_served_model(self.source, self.kind, self.settings)
             self._tag(self.model, self.version_name)
         self.warmup_seconds = self.model.warmup()
+        if self.shadow_metrics is not None:
+            self._load_shadow()
+
+    def _load_shadow(self) -> None:
+        """The shadow candidate, warmed. Failing to load it costs the shadow, not the server
+        (``lmforge serve`` loads it before it listens, so there it is a one-line error)."""
+        try:
+            if self.kind != CLASSIFIER:
+                raise LmforgeError("--shadow needs a classifier (the served model is not one)")
+            model = self._shadow_model
+            if model is None:
+                folder, version = resolve_shadow(self.settings.shadow, self.registry)
+                model = load_served_model(folder, CLASSIFIER, self.settings)
+                self._tag(model, version)
+            model.warmup()
+        except Exception:
+            log.exception(
+                "loading the shadow model %s failed: serving without it", self.settings.shadow
+            )
+            return
+        self.shadow = ShadowScorer(
+            model,
+            self.shadow_metrics,
+            self.settings.shadow_queue,
+            self.settings.max_batch,
+            self.settings.shadow_sample,
+        )
+        self.shadow.start()
 
     @staticmethod
     def _tag(model, version: str | None) -> None:
@@ -183,6 +218,20 @@ class ServeState:
             # the details (exception, paths) go to the server log; clients see a generic reason
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("loading the model failed")
+
+    def shadow_info(self) -> dict | None:
+        """What ``/v1/models`` says about the shadow candidate (None without one)."""
+        if self.shadow is None:
+            return None
+        shadow = self.shadow
+        return {
+            "name": shadow.model.name,
+            "version": shadow.model.version,
+            "scored": shadow.scored,
+            "dropped": shadow.dropped,
+            "errors": shadow.errors,
+            "agreement": shadow.agreement,
+        }
 
     def _describe(self) -> dict:
         info = self.model.info()
