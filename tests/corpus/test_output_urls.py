@@ -5,6 +5,8 @@ files a killed attempt left are removed when the rank is redone."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -164,3 +166,23 @@ def test_a_memory_output_refuses_the_ray_executor(sharded_inputs: Path) -> None:
 
     with pytest.raises(LmforgeError, match="memory:// output needs the local executor"):
         build_corpus(make_config(sharded_inputs), memory_url(), RayExecutor())
+
+
+@pytest.mark.skipif(
+    bool({"HADOOP_HOME", "ARROW_LIBHDFS_DIR"} & set(os.environ)),
+    reason="an HDFS client is set up here: the driver would try to reach the name node",
+)
+def test_hdfs_output_without_java_is_one_line(sharded_inputs: Path) -> None:
+    url = "hdfs://namenode/corpus"
+    result = subprocess.run(
+        [sys.executable, "-m", "lmforge.cli", "corpus", "build", "--input", str(sharded_inputs)]
+        + ["--out", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, LMFORGE_PROGRESS="0"),
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"cannot open output folder {url}" in result.stderr
+    assert "Traceback" not in result.stderr
