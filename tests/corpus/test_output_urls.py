@@ -5,6 +5,7 @@ files a killed attempt left are removed when the rank is redone."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.markers import load_marker
 from lmforge.corpus.pipeline import build_corpus
-from lmforge.corpus.plan import Layout, config_key
+from lmforge.corpus.plan import Layout, config_hash, config_key
 from lmforge.corpus.rank import RankRun, RankTask, docs_to_table, run_rank
 from lmforge.corpus.sources import plan_shards, read_shard
 
@@ -186,3 +187,39 @@ def test_hdfs_output_without_java_is_one_line(sharded_inputs: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"cannot open output folder {url}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    from lmforge import cli as cli_module
+
+    monkeypatch.setattr(sys, "argv", ["lmforge", *args])
+    try:
+        cli_module.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_recipes_output_path_is_where_corpus_build_writes_and_run_refuses_it(
+    monkeypatch, capsys, sharded_inputs: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LMFORGE_PROGRESS", "0")
+    target = tmp_path / "elsewhere" / "corpus"
+    recipe = tmp_path / "r.yaml"
+    corpus = make_config(sharded_inputs).model_dump(mode="json", exclude={"executor", "workers"})
+    corpus["output"]["path"] = f"file://{target}"
+    recipe.write_text(yaml.safe_dump({"name": "r", "corpus": corpus}), encoding="utf-8")
+    code, out, err = run_cli(monkeypatch, capsys, "corpus", "build", str(recipe), "--workers", "1")
+    assert code == 0, err
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["counts"]["kept"] > 0 and not (tmp_path / "runs" / "r" / "corpus").exists()
+    # where the output goes is not part of the config: the same corpus, the same hash
+    assert manifest["config_hash"] == config_hash(make_config(sharded_inputs))
+    code, out, err = run_cli(monkeypatch, capsys, "run", str(recipe))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "corpus.output.path" in err, err
