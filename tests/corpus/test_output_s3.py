@@ -159,3 +159,26 @@ def test_a_missing_bucket_is_one_line(s3, sharded_inputs: Path, capsys, monkeypa
     assert exit_info.value.code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert f"cannot write {url}/_work/plan.json" in err
+
+
+@pytest.mark.slow  # a Ray start and a build: ~1 min on 2 cores
+def test_ray_build_to_s3_equals_the_local_build(
+    s3, sharded_inputs: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Ray workers are not forks of this process: they reach s3:// through the environment
+    (FSSPEC_S3_ENDPOINT_URL, AWS_*), as on a cluster, and stage their files on their own disk."""
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on loopback only
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'lmforge[ray]')")
+    from lmforge.corpus.executors.ray import RayExecutor
+
+    fs, bucket = s3
+    config = make_config(sharded_inputs)
+    local = build_corpus(config, tmp_path / "local", LocalExecutor(1))
+    ray.init(num_cpus=2, object_store_memory=100 * 1024**2, include_dashboard=False)
+    try:
+        remote = build_corpus(config, f"s3://{bucket}/ray", RayExecutor())
+    finally:
+        ray.shutdown()
+    assert remote["output_hash"] == local["output_hash"]
+    assert remote["executor"]["type"] == "ray"
+    assert not [k for k in keys(fs, f"{bucket}/ray") if k.startswith("_work/")]
