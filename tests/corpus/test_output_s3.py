@@ -182,3 +182,25 @@ def test_ray_build_to_s3_equals_the_local_build(
     assert remote["output_hash"] == local["output_hash"]
     assert remote["executor"]["type"] == "ray"
     assert not [k for k in keys(fs, f"{bucket}/ray") if k.startswith("_work/")]
+
+
+def test_no_credentials_is_one_line(monkeypatch, sharded_inputs: Path) -> None:
+    s3fs = pytest.importorskip("s3fs", reason="the [s3] extra (s3fs) is not installed")
+    from lmforge.errors import LmforgeError
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata lookup
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: no request leaves loopback
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        with pytest.raises(LmforgeError) as info:
+            build_corpus(make_config(sharded_inputs), "s3://bucket/corpus", LocalExecutor(1))
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("cannot access s3://bucket/corpus/_work/plan.json: NoCredentials")

@@ -48,7 +48,7 @@ from lmforge.corpus.rank import RankTask, run_rank
 from lmforge.corpus.sources import Shard, plan_shards
 from lmforge.corpus.stats import LENGTH_EDGES, RankStats
 from lmforge.corpus.step import REMOVED_SCHEMA, StepLog
-from lmforge.corpus.storage import Storage, open_storage, sha256_of
+from lmforge.corpus.storage import Storage, StorageError, open_storage, sha256_of
 from lmforge.corpus.writer import AtomicParquetWriter, write_json_atomic, writing
 from lmforge.errors import LmforgeError
 
@@ -124,7 +124,12 @@ def build_corpus(
                 raise LmforgeError(f"{storage.url}: a memory:// output needs the local executor")
             if executor.workers != 1:
                 executor = LocalExecutor(1)
-        return _build(config, Layout(storage.staging, storage), executor, overwrite)
+        try:
+            return _build(config, Layout(storage.staging, storage), executor, overwrite)
+        except StorageError as exc:  # reading the output's state (writes are OutputError)
+            raise LmforgeError(
+                f"cannot access {exc} (check the credentials, the network and the URL)"
+            ) from None
 
 
 def _build(

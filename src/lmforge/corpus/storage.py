@@ -42,6 +42,12 @@ LOCAL_PROTOCOLS = ("file", "local")
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2"})
 
 
+class StorageError(OSError):
+    """The output's file system failed (network, credentials, permissions, a driver's own
+    exception): one line naming the URL. An ``OSError``, so that a marker that cannot be read
+    counts as not done and a failed write is the writers' one-line ``OutputError``."""
+
+
 def temp_path(path: Path) -> Path:
     """``<name>.<pid>-<random>.tmp`` next to `path`: unique to this attempt, so a retried rank
     never writes into (or renames) the temp file of a stale attempt still running elsewhere."""
@@ -125,9 +131,8 @@ class LocalStorage:
 class UrlStorage:
     """A build's output is a folder at an fsspec URL; this process stages its files locally.
 
-    Driver errors (network, credentials, an SDK's own exception types) surface as ``OSError``
-    with one line, so that the writers turn them into the same one-line ``OutputError`` as a
-    full local disk, and a marker that cannot be read counts as not done.
+    Driver errors (network, credentials, an SDK's own exception types) surface as
+    :class:`StorageError` with one line; a missing file stays ``FileNotFoundError``.
     """
 
     is_local = False
@@ -156,10 +161,10 @@ class UrlStorage:
     def _driver(self, path: Path) -> Iterator[None]:
         try:
             yield
-        except OSError:
+        except FileNotFoundError:
             raise
         except Exception as exc:  # drivers raise their own types (botocore, aiohttp, ...)
-            raise OSError(f"{self.location(path)}: {one_line(exc)}") from None
+            raise StorageError(f"{self.location(path)}: {one_line(exc)}") from None
 
     def _fresh(self, target: str) -> None:
         # s3fs & co cache listings: another node's writes must be seen
