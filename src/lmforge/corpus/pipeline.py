@@ -151,6 +151,8 @@ def _build(
         _clear(layout)
     elif previous == digest and storage.exists(manifest_path) and not storage.exists(plan_path):
         return json.loads(storage.read_text(manifest_path))
+    for name in ("manifest.json", "stats.json", "report.html", "_work/plan.json"):
+        storage.remove_stale_temps(out / name)  # what a killed driver left; ranks clean their own
 
     started = time.perf_counter()
     shards = plan_shards(config.sources)
