@@ -97,14 +97,21 @@ class RankRun:
         self.config = config_from_key(task.config_key)
         self.storage = open_storage(task.out)
         self.layout = Layout(self.storage.staging, self.storage)
+        try:
+            self._start(task)
+        except BaseException:
+            self.storage.close()  # an output at a URL: its private staging folder goes
+            raise
+
+    def _start(self, task: RankTask) -> None:
         phases = plan_phases(self.config)
         self.phase = phases[task.phase]
         self.previous = phases[task.phase - 1] if task.phase else None
         self.is_last = self.phase.global_step is None
         self.stats = RankStats()
         self.removed_rows: list[dict[str, str]] = []
-        # No removal on this rank, no removed-log file (2,000 small inputs: not 2,000 empty files).
         self._remove_stale_temps()
+        # No removal on this rank, no removed-log file (2,000 small inputs: not 2,000 empty files).
         self.removed_writer = AtomicParquetWriter(
             self.layout.removed_log(task.phase, task.rank),
             REMOVED_LOG_SCHEMA,
