@@ -31,7 +31,11 @@ def build(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="output folder (default: runs/<name>/corpus)")
+        str | None,
+        typer.Option(
+            help="output folder or fsspec URL, e.g. s3://bucket/prefix (default: the recipe's "
+            "corpus.output.path, else runs/<name>/corpus)"
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
     fmt: Annotated[
@@ -63,13 +67,13 @@ def build(
             )
         except ValidationError as exc:
             raise LmforgeError(describe_validation_error(exc, "--input")) from None
-        out = out or Path("runs") / "corpus"
+        out = out or str(Path("runs") / "corpus")
     else:
         from lmforge.run.stages import corpus_config
 
         loaded = load_recipe(recipe)
         config = corpus_config(loaded, make_console())  # with the classification holdout, as `run`
-        out = out or loaded.run_dir() / "corpus"
+        out = out or config.output.path or str(loaded.run_dir() / "corpus")
     if workers is not None:
         config = config.model_copy(update={"workers": workers})
     if fmt is not None:
@@ -82,10 +86,9 @@ def build(
     if executor is not None:
         config = _with_executor(config, executor)
     manifest = build_corpus(config, out, overwrite=overwrite)
-    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
-    print_summary(stats)
+    print_summary(_read_stats(out))
     make_console().print(
-        f"corpus: {out}  (report: {out / 'report.html'}, {manifest['seconds']:.1f} s)"
+        f"corpus: {out}  (report: {out.rstrip('/')}/report.html, {manifest['seconds']:.1f} s)"
         if "seconds" in manifest
         else f"corpus: {out}"
     )
@@ -108,17 +111,30 @@ def _with_executor(config, name: str):
     return config.model_copy(update={"executor": kinds[name]()})
 
 
+def _read_stats(out: str) -> dict:
+    """stats.json of a built corpus, in a local folder or at a URL."""
+    from lmforge.corpus.storage import open_storage
+
+    with open_storage(out) as storage:
+        path = storage.staging / "stats.json"
+        try:
+            return json.loads(storage.read_text(path))
+        except (OSError, ValueError):
+            raise LmforgeError(
+                f"{out}: no stats.json here; is it a corpus built by lmforge?"
+            ) from None
+
+
 @corpus_app.command("stats")
 def stats_command(
-    corpus_dir: Annotated[Path, typer.Argument(help="a folder written by `lmforge corpus build`")],
+    corpus_dir: Annotated[
+        str, typer.Argument(help="a folder or URL written by `lmforge corpus build`")
+    ],
 ) -> None:
     """Print the per-step summary of a built corpus."""
     from lmforge.corpus.report import print_summary
 
-    path = corpus_dir / "stats.json"
-    if not path.is_file():
-        raise LmforgeError(f"{corpus_dir}: no stats.json here; is it a corpus built by lmforge?")
-    print_summary(json.loads(path.read_text(encoding="utf-8")))
+    print_summary(_read_stats(corpus_dir))
 
 
 def register(app: typer.Typer) -> None:

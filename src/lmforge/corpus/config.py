@@ -28,6 +28,12 @@ DEFAULT_STEPS: list[dict[str, Any]] = [
 class OutputConfig(BaseModel, extra="forbid"):
     """How kept documents are written: Parquet (zstd) and/or JSONL shards, one per rank."""
 
+    path: str | None = Field(
+        None,
+        description="where `lmforge corpus build RECIPE` writes the corpus: a folder or any "
+        "fsspec URL (s3://bucket/prefix, ...); default runs/<name>/corpus. Not part of the "
+        "config hash",
+    )
     formats: list[Literal["parquet", "jsonl"]] = Field(default_factory=lambda: ["parquet"])
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     keep_removed_text: int = Field(

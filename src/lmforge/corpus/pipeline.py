@@ -13,6 +13,8 @@ Execution model (see docs/architecture.md and docs/corpus.md):
 - Every file is written under a temporary name, checked, then renamed; a rank's
   phase is done when its marker (a JSON file holding its stats) exists. A rerun
   skips whatever is marked. Nothing else decides what is done.
+- The output is a local folder or any fsspec URL (:mod:`.storage`): results, markers and the
+  manifest live there; per-rank work is staged on the local disk of whoever runs it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ from lmforge.corpus.rank import RankTask, run_rank
 from lmforge.corpus.sources import Shard, plan_shards
 from lmforge.corpus.stats import LENGTH_EDGES, RankStats
 from lmforge.corpus.step import REMOVED_SCHEMA, StepLog
+from lmforge.corpus.storage import Storage, StorageError, open_storage, sha256_of
 from lmforge.corpus.writer import AtomicParquetWriter, write_json_atomic, writing
 from lmforge.errors import LmforgeError
 
@@ -67,18 +69,24 @@ class ResolveTask:
 def run_resolve(task: ResolveTask) -> dict[str, Any]:
     """Resolve the global step that ends ``task.phase`` over every rank's signatures."""
     config = config_from_key(task.config_key)
-    layout = Layout(Path(task.out))
+    with open_storage(task.out) as storage:
+        return _resolve(task, config, Layout(storage.staging, storage))
+
+
+def _resolve(task: ResolveTask, config: CorpusConfig, layout: Layout) -> dict[str, Any]:
+    storage = layout.storage
     index = plan_phases(config)[task.phase].global_step
     step = build_step_cached(task.config_key, index)
-    scratch = layout.work / f"global{task.phase}" / "scratch"
+    scratch = layout.work / f"global{task.phase}" / "scratch"  # local: staging for a URL
     log = StepLog()
     started = time.perf_counter()
-    files = [layout.phase_sigs(task.phase, r) for r in range(task.ranks)]
     with writing(scratch, lambda: None):  # a full disk is one line; the rerun redoes this step
+        # the step reads local files: an output at a URL has them downloaded into staging
+        files = [storage.local_copy(layout.phase_sigs(task.phase, r)) for r in range(task.ranks)]
         scratch.mkdir(parents=True, exist_ok=True)
         removals = step.resolve(files, scratch, log)
     seconds = time.perf_counter() - started
-    writer = AtomicParquetWriter(layout.resolved(task.phase), REMOVED_SCHEMA)
+    writer = AtomicParquetWriter(layout.resolved(task.phase), REMOVED_SCHEMA, storage=storage)
     writer.write(removals.select(REMOVED_SCHEMA.names))
     writer.close(expected_rows=removals.num_rows)
     result = {
@@ -88,7 +96,7 @@ def run_resolve(task: ResolveTask) -> dict[str, Any]:
         "counters": dict(log.counters),
         "extra": step.report_extra(),
     }
-    write_json_atomic(layout.resolved_marker(task.phase), result)
+    write_json_atomic(layout.resolved_marker(task.phase), result, storage)
     return result
 
 
@@ -97,34 +105,55 @@ def run_resolve(task: ResolveTask) -> dict[str, Any]:
 
 def build_corpus(
     config: CorpusConfig,
-    out: Path,
+    out: Path | str,
     executor: Executor | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Build (or resume building) the corpus into ``out``; return the manifest.
+    """Build (or resume building) the corpus into ``out`` (a local folder, ``file://``, or any
+    fsspec URL such as ``s3://bucket/prefix``); return the manifest.
 
     Rerunning on a finished folder with the same config does nothing and returns
     the existing manifest; a folder built with another config is refused unless
     ``overwrite`` (then it is cleared).
     """
-    out = Path(out)
-    layout = Layout(out)
+    executor = executor or make_executor(config)
+    with open_storage(out) as storage:
+        if storage.url.startswith("memory://"):
+            # memory:// lives in this process only: its ranks must run here (tests, notebooks)
+            if not isinstance(executor, LocalExecutor):
+                raise LmforgeError(f"{storage.url}: a memory:// output needs the local executor")
+            if executor.workers != 1:
+                executor = LocalExecutor(1)
+        try:
+            return _build(config, Layout(storage.staging, storage), executor, overwrite)
+        except StorageError as exc:  # reading the output's state (writes are OutputError)
+            raise LmforgeError(
+                f"cannot access {exc} (check the credentials, the network and the URL)"
+            ) from None
+
+
+def _build(
+    config: CorpusConfig, layout: Layout, executor: Executor, overwrite: bool
+) -> dict[str, Any]:
+    storage = layout.storage
+    out = layout.out
     key = config_key(config)
     digest = config_hash(config)
     manifest_path = out / "manifest.json"
     plan_path = layout.work / "plan.json"
-    previous = _existing_hash(manifest_path, plan_path)
+    previous = _existing_hash(storage, manifest_path, plan_path)
     if previous is not None and previous != digest:
         if not overwrite:
             raise LmforgeError(
-                f"{out} holds a corpus built with another config ({previous}); "
+                f"{storage.url} holds a corpus built with another config ({previous}); "
                 "use --overwrite or another --out"
             )
-        _clear(out)
-    elif previous == digest and manifest_path.exists() and not plan_path.exists():
-        return json.loads(manifest_path.read_text(encoding="utf-8"))
+        _clear(layout)
+    elif previous == digest and storage.exists(manifest_path) and not storage.exists(plan_path):
+        return json.loads(storage.read_text(manifest_path))
+    for name in ("manifest.json", "stats.json", "report.html", "_work/plan.json"):
+        storage.remove_stale_temps(out / name)  # what a killed driver left; ranks clean their own
 
-    executor = executor or make_executor(config)
     started = time.perf_counter()
     shards = plan_shards(config.sources)
     if not shards:
@@ -132,7 +161,7 @@ def build_corpus(
     phases = plan_phases(config)
     ranks = plan_ranks(shards)
     write_json_atomic(
-        plan_path, {"config_hash": digest, "ranks": len(ranks), "phases": len(phases)}
+        plan_path, {"config_hash": digest, "ranks": len(ranks), "phases": len(phases)}, storage
     )
 
     phase_stats: list[RankStats] = []
@@ -141,7 +170,7 @@ def build_corpus(
     for number, phase in enumerate(phases):
         t0 = time.perf_counter()
         todo = [
-            RankTask(key, str(out), number, rank, group[0], group[1:])
+            RankTask(key, storage.url, number, rank, group[0], group[1:])
             for rank, group in enumerate(ranks)
             if load_marker(layout, number, rank) is None
         ]
@@ -157,55 +186,42 @@ def build_corpus(
         if phase.global_step is not None:
             t0 = time.perf_counter()
             marker = layout.resolved_marker(number)
-            if not marker.exists():
+            if not storage.exists(marker):
                 executor_label = f"resolve {config.steps[phase.global_step].type}"
-                LocalExecutor(1).map(
-                    run_resolve, [ResolveTask(key, str(out), number, len(ranks))], executor_label
-                )
-            global_results.append(json.loads(marker.read_text()))
+                task = ResolveTask(key, storage.url, number, len(ranks))
+                LocalExecutor(1).map(run_resolve, [task], executor_label)
+            global_results.append(json.loads(storage.read_text(marker)))
             timings[f"global{number}"] = time.perf_counter() - t0
 
     manifest = _finalize(
-        config, out, shards, phases, phase_stats, global_results, timings, executor.describe()
+        config, layout, shards, phases, phase_stats, global_results, timings, executor.describe()
     )
     manifest["seconds"] = round(time.perf_counter() - started, 3)
-    write_json_atomic(manifest_path, manifest)
-    _remove_work(layout)
+    write_json_atomic(manifest_path, manifest, storage)
+    storage.remove_tree(layout.work)
     return manifest
 
 
-def _existing_hash(manifest_path: Path, plan_path: Path) -> str | None:
+def _existing_hash(storage: Storage, manifest_path: Path, plan_path: Path) -> str | None:
     for path in (plan_path, manifest_path):
-        if path.exists():
+        if storage.exists(path):
             try:
-                return json.loads(path.read_text(encoding="utf-8"))["config_hash"]
+                return json.loads(storage.read_text(path))["config_hash"]
             except (ValueError, KeyError):
                 return "unreadable"
     return None
 
 
-def _clear(out: Path) -> None:
+def _clear(layout: Layout) -> None:
     for name in ("_work", "data", "removed"):
-        shutil.rmtree(out / name, ignore_errors=True)
+        layout.storage.remove_tree(layout.out / name)
     for name in ("manifest.json", "stats.json", "report.html"):
-        (out / name).unlink(missing_ok=True)
-
-
-def _remove_work(layout: Layout) -> None:
-    shutil.rmtree(layout.work, ignore_errors=True)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        layout.storage.remove(layout.out / name)
 
 
 def _finalize(
     config: CorpusConfig,
-    out: Path,
+    layout: Layout,
     shards: list[Shard],
     phases: list[Phase],
     phase_stats: list[RankStats],
@@ -216,7 +232,7 @@ def _finalize(
     """Merge stats, check that every document is accounted for, write stats.json and the report."""
     from lmforge.corpus.report import write_report
 
-    layout = Layout(out)
+    out, storage = layout.out, layout.storage
     merged = RankStats()
     for stats in phase_stats:
         merged.merge(stats)
@@ -233,8 +249,10 @@ def _finalize(
 
     order = ["read"] + sorted(k for k in merged.steps if k != "read")
     steps = [merged.steps[k].to_json() | {"key": k} for k in order if k in merged.steps]
-    outputs = sorted(p for p in layout.data.iterdir() if p.suffix in (".parquet", ".jsonl"))
-    files = {p.relative_to(out).as_posix(): _file_sha256(p) for p in outputs}
+    outputs = [
+        layout.data / n for n in storage.list(layout.data) if n.endswith((".parquet", ".jsonl"))
+    ]
+    files = {p.relative_to(out).as_posix(): sha256_of(storage, p) for p in outputs}
     output_hash = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     stats = {
         "counts": {"read": read, "kept": kept, "removed": removed},
@@ -256,7 +274,7 @@ def _finalize(
         "global": {r["step"]: r["extra"] for r in global_results},
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
-    write_json_atomic(out / "stats.json", stats)
+    write_json_atomic(out / "stats.json", stats, storage)
     manifest = {
         "kind": "corpus",
         "config_hash": config_hash(config),
@@ -272,8 +290,7 @@ def _finalize(
         "timings": stats["timings"],
         "executor": executor,
     }
-    with writing(out / "report.html", lambda: None):
-        write_report(out, stats, manifest)
+    write_report(out, stats, manifest, storage)
     return manifest
 
 

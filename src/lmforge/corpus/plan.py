@@ -13,6 +13,7 @@ from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.registry import build_step
 from lmforge.corpus.sources import Shard
 from lmforge.corpus.step import GlobalStep
+from lmforge.corpus.storage import LocalStorage, Storage
 
 # Ranks from many small files: a rank reads consecutive whole files of one source up to
 # RANK_BYTES, or up to total/MIN_RANKS when that is less (so that small inputs still spread
@@ -77,8 +78,11 @@ def plan_ranks(shards: list[Shard]) -> list[tuple[Shard, ...]]:
 
 
 def config_key(config: CorpusConfig) -> str:
-    """Canonical JSON of everything that decides the output (not the workers nor the executor)."""
-    data = config.model_dump(mode="json", exclude={"workers", "executor"})
+    """Canonical JSON of everything that decides the output's bytes (not the workers, the
+    executor, nor where the output goes)."""
+    data = config.model_dump(
+        mode="json", exclude={"workers": True, "executor": True, "output": {"path"}}
+    )
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
@@ -102,10 +106,15 @@ def step_key(index: int, config: CorpusConfig) -> str:
 
 
 class Layout:
-    """Where everything lives inside the output folder."""
+    """Where everything lives inside the output folder.
 
-    def __init__(self, out: Path) -> None:
+    Paths are under ``out``, a local folder: the output itself, or, for an output at a URL, the
+    staging folder whose files ``storage`` puts at the same relative path of the URL.
+    """
+
+    def __init__(self, out: Path, storage: Storage | None = None) -> None:
         self.out = out
+        self.storage = storage or LocalStorage(out)
         self.work = out / "_work"
         self.data = out / "data"
         self.removed = out / "removed"

@@ -21,6 +21,7 @@ from lmforge.corpus.plan import Layout, build_step_cached, config_from_key, plan
 from lmforge.corpus.sources import Shard, read_shard
 from lmforge.corpus.stats import RankStats, add_lengths
 from lmforge.corpus.step import StepLog
+from lmforge.corpus.storage import Storage, open_storage
 from lmforge.corpus.writer import AtomicParquetWriter, AtomicTextWriter, write_json_atomic
 
 DOC_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("meta", pa.string())])
@@ -42,7 +43,7 @@ class RankTask:
     a task built with one shard, as before grouping existed, reads just that one."""
 
     config_key: str
-    out: str
+    out: str  # the output folder or URL (lmforge.corpus.storage)
     phase: int
     rank: int
     shard: Shard
@@ -80,9 +81,10 @@ def table_to_docs(table: pa.Table) -> list[Document]:
     return [Document(i, t, orjson.loads(m)) for i, t, m in zip(ids, texts, metas, strict=True)]
 
 
-def _removals(path: Path, rank: int) -> tuple[np.ndarray, list[str], list[str]]:
+def _removals(storage: Storage, path: Path, rank: int) -> tuple[np.ndarray, list[str], list[str]]:
     """Rows of this rank that the global step removed (sorted), with reasons and kept ids."""
-    table = pq.read_table(path, filters=[("rank", "=", rank)]).sort_by("row")
+    with storage.open(path) as f:
+        table = pq.read_table(f, filters=[("rank", "=", rank)]).sort_by("row")
     rows = table.column("row").to_numpy()
     return rows, table.column("reason").to_pylist(), table.column("dup_of").to_pylist()
 
@@ -93,16 +95,28 @@ class RankRun:
     def __init__(self, task: RankTask) -> None:
         self.task = task
         self.config = config_from_key(task.config_key)
-        self.layout = Layout(Path(task.out))
+        self.storage = open_storage(task.out)
+        self.layout = Layout(self.storage.staging, self.storage)
+        try:
+            self._start(task)
+        except BaseException:
+            self.storage.close()  # an output at a URL: its private staging folder goes
+            raise
+
+    def _start(self, task: RankTask) -> None:
         phases = plan_phases(self.config)
         self.phase = phases[task.phase]
         self.previous = phases[task.phase - 1] if task.phase else None
         self.is_last = self.phase.global_step is None
         self.stats = RankStats()
         self.removed_rows: list[dict[str, str]] = []
+        self._remove_stale_temps()
         # No removal on this rank, no removed-log file (2,000 small inputs: not 2,000 empty files).
         self.removed_writer = AtomicParquetWriter(
-            self.layout.removed_log(task.phase, task.rank), REMOVED_LOG_SCHEMA, write_empty=False
+            self.layout.removed_log(task.phase, task.rank),
+            REMOVED_LOG_SCHEMA,
+            write_empty=False,
+            storage=self.storage,
         )
         self.doc_writers: list[AtomicParquetWriter | AtomicTextWriter] = []
         if self.is_last:
@@ -110,14 +124,28 @@ class RankRun:
                 path = self.layout.output(task.rank, fmt)
                 if fmt == "parquet":
                     compression = self.config.output.compression
-                    self.doc_writers.append(AtomicParquetWriter(path, DOC_SCHEMA, compression))
+                    self.doc_writers.append(
+                        AtomicParquetWriter(path, DOC_SCHEMA, compression, storage=self.storage)
+                    )
                 else:
-                    self.doc_writers.append(AtomicTextWriter(path))
+                    self.doc_writers.append(AtomicTextWriter(path, self.storage))
         else:
             path = self.layout.phase_docs(task.phase, task.rank)
-            self.doc_writers.append(AtomicParquetWriter(path, DOC_SCHEMA))
+            self.doc_writers.append(AtomicParquetWriter(path, DOC_SCHEMA, storage=self.storage))
         self.global_step = None if self.is_last else self._step(self.phase.global_step)
         self.sig_writer: AtomicParquetWriter | None = None
+
+    def _remove_stale_temps(self) -> None:
+        """A killed attempt of this rank may have left temp files (each attempt names its own):
+        the rank is being redone, so they go."""
+        layout, phase, rank = self.layout, self.task.phase, self.task.rank
+        paths = [layout.removed_log(phase, rank), layout.marker(phase, rank)]
+        if self.is_last:
+            paths += [layout.output(rank, fmt) for fmt in self.config.output.formats]
+        else:
+            paths += [layout.phase_docs(phase, rank), layout.phase_sigs(phase, rank)]
+        for path in paths:
+            self.storage.remove_stale_temps(path)
 
     def _step(self, index: int) -> Any:
         return build_step_cached(self.task.config_key, index)
@@ -163,34 +191,42 @@ class RankRun:
         index = self.previous.global_step
         gstats = self._stats(index, "global")
         name = self.config.steps[index].type
-        rows, reasons, dup_of = _removals(self.layout.resolved(self.task.phase - 1), self.task.rank)
-        parquet = pq.ParquetFile(self.layout.phase_docs(self.task.phase - 1, self.task.rank))
-        start = 0
-        for batch in parquet.iter_batches(batch_size=self.config.batch_size):
-            table = pa.Table.from_batches([batch])
-            stop = start + table.num_rows
-            lo, hi = np.searchsorted(rows, [start, stop])
-            drop = rows[lo:hi] - start
-            lengths = pc.utf8_length(table.column("text")).to_numpy()
-            gstats.docs_in += table.num_rows
-            gstats.chars_in += int(lengths.sum())
-            if len(drop):
-                gone = table.take(pa.array(drop))
-                for k, (doc_id, text) in enumerate(
-                    zip(gone.column("id").to_pylist(), gone.column("text").to_pylist(), strict=True)
-                ):
-                    reason = reasons[lo + k]
-                    gstats.reasons[reason] += 1
-                    gstats.add_example(reason, doc_id, text)
-                    self.log_removed(doc_id, name, reason, dup_of[lo + k], text)
-                keep = np.ones(table.num_rows, dtype=bool)
-                keep[drop] = False
-                table = table.filter(pa.array(keep))
-                lengths = lengths[keep]
-            gstats.docs_out += table.num_rows
-            gstats.chars_out += int(lengths.sum())
-            start = stop
-            yield table
+        rows, reasons, dup_of = _removals(
+            self.storage, self.layout.resolved(self.task.phase - 1), self.task.rank
+        )
+        docs = self.layout.phase_docs(self.task.phase - 1, self.task.rank)
+        with self.storage.open(docs) as f:
+            parquet = pq.ParquetFile(f)
+            start = 0
+            for batch in parquet.iter_batches(batch_size=self.config.batch_size):
+                table = pa.Table.from_batches([batch])
+                stop = start + table.num_rows
+                lo, hi = np.searchsorted(rows, [start, stop])
+                drop = rows[lo:hi] - start
+                lengths = pc.utf8_length(table.column("text")).to_numpy()
+                gstats.docs_in += table.num_rows
+                gstats.chars_in += int(lengths.sum())
+                if len(drop):
+                    gone = table.take(pa.array(drop))
+                    for k, (doc_id, text) in enumerate(
+                        zip(
+                            gone.column("id").to_pylist(),
+                            gone.column("text").to_pylist(),
+                            strict=True,
+                        )
+                    ):
+                        reason = reasons[lo + k]
+                        gstats.reasons[reason] += 1
+                        gstats.add_example(reason, doc_id, text)
+                        self.log_removed(doc_id, name, reason, dup_of[lo + k], text)
+                    keep = np.ones(table.num_rows, dtype=bool)
+                    keep[drop] = False
+                    table = table.filter(pa.array(keep))
+                    lengths = lengths[keep]
+                gstats.docs_out += table.num_rows
+                gstats.chars_out += int(lengths.sum())
+                start = stop
+                yield table
 
     # -- document steps, then output --------------------------------------------------
     def run_steps(self, docs: list[Document]) -> list[Document]:
@@ -257,7 +293,9 @@ class RankRun:
         if self.sig_writer is None:
             # Dictionary-encoding random hashes costs more than computing them.
             path = self.layout.phase_sigs(self.task.phase, self.task.rank)
-            self.sig_writer = AtomicParquetWriter(path, sigs.schema, use_dictionary=False)
+            self.sig_writer = AtomicParquetWriter(
+                path, sigs.schema, use_dictionary=False, storage=self.storage
+            )
         self.sig_writer.write(sigs)
 
     def flush_removed(self) -> None:
@@ -271,6 +309,7 @@ class RankRun:
         for writer in (*self.doc_writers, self.sig_writer, self.removed_writer):
             if writer is not None:
                 writer.abort()
+        self.storage.close()
 
     def finish(self) -> dict[str, Any]:
         self.flush_removed()
@@ -279,7 +318,9 @@ class RankRun:
             empty = self.global_step.signature([])
             schema = empty.append_column("row", pa.array([], pa.int64())).schema
             path = self.layout.phase_sigs(self.task.phase, self.task.rank)
-            self.sig_writer = AtomicParquetWriter(path, schema, use_dictionary=False)
+            self.sig_writer = AtomicParquetWriter(
+                path, schema, use_dictionary=False, storage=self.storage
+            )
         for writer in self.doc_writers:
             writer.close(expected_rows=self.stats.docs_written)
         if self.sig_writer is not None:
@@ -289,10 +330,12 @@ class RankRun:
         written = {w.path: self.stats.docs_written for w in self.doc_writers}
         if self.sig_writer is not None:
             written[self.sig_writer.path] = self.stats.docs_written
-        if self.removed_writer.path.exists():  # no removals, no removed-log file
+        if self.removed_writer.committed:  # no removals, no removed-log file
             written[self.removed_writer.path] = self.stats.removed_logged
-        result["files"] = describe_files(self.layout.out, written)
-        write_json_atomic(self.layout.marker(self.task.phase, self.task.rank), result)
+        result["files"] = describe_files(self.layout, written)
+        marker = self.layout.marker(self.task.phase, self.task.rank)
+        write_json_atomic(marker, result, self.storage)  # last: the rank is done
+        self.storage.close()
         return result
 
 

@@ -70,9 +70,10 @@ def _quiet_native_stderr() -> Iterator[list[bytes]]:
             held.append(sink.read())
 
 
-def filesystem_for(url: str) -> tuple[Any, str]:
+def filesystem_for(url: str, role: str = "input path") -> tuple[Any, str]:
     """(fsspec file system, path inside it) for a local path or URL; LmforgeError (one line,
-    naming the URL and what to install) when the driver is missing or cannot start."""
+    naming the `role` ("input path", "output folder"), the URL and what to install) when the
+    driver is missing or cannot start."""
     from fsspec.core import url_to_fs
 
     protocol = protocol_of(url)
@@ -80,27 +81,27 @@ def filesystem_for(url: str) -> tuple[Any, str]:
         try:
             return url_to_fs(url)
         except (ValueError, OSError) as exc:
-            raise LmforgeError(f"cannot open input path {url}: {one_line(exc)}") from None
+            raise LmforgeError(f"cannot open {role} {url}: {one_line(exc)}") from None
     with _quiet_native_stderr() as held:
         try:
             fs, root = url_to_fs(url)
         except ImportError as exc:
             why = str(exc).strip().splitlines()[0] if str(exc).strip() else "ImportError"
             raise LmforgeError(
-                f"cannot open input path {url}: the {protocol}:// driver is not installed "
+                f"cannot open {role} {url}: the {protocol}:// driver is not installed "
                 f"({why}){install_hint(protocol, why)}"
             ) from None
         except ValueError as exc:
             if "Protocol not known" in str(exc):
                 raise LmforgeError(
-                    f"cannot open input path {url}: unknown protocol {protocol}:// "
+                    f"cannot open {role} {url}: unknown protocol {protocol}:// "
                     "(no fsspec driver is registered for it)"
                 ) from None
-            raise LmforgeError(f"cannot open input path {url}: {one_line(exc)}") from None
+            raise LmforgeError(f"cannot open {role} {url}: {one_line(exc)}") from None
         except Exception as exc:  # drivers raise anything (OSError, RuntimeError, SDK errors)
             why = one_line(exc)
             raise LmforgeError(
-                f"cannot open input path {url}: the {protocol}:// file system did not start "
+                f"cannot open {role} {url}: the {protocol}:// file system did not start "
                 f"({why}){install_hint(protocol, why)}"
             ) from None
     if held and held[0]:  # the driver started: what it printed was not about a failure

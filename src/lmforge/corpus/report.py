@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lmforge.corpus.storage import Storage
+from lmforge.corpus.writer import write_text_atomic
 from lmforge.report_html import html_page, html_table, png_img, pyplot
 from lmforge.terminal import make_console
 
@@ -135,8 +137,11 @@ def _executor_text(manifest: dict[str, Any]) -> str:
     )
 
 
-def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> Path:
-    """Write ``out/report.html``: one page, plots inline, nothing fetched from the network."""
+def write_report(
+    out: Path, stats: dict[str, Any], manifest: dict[str, Any], storage: Storage | None = None
+) -> Path:
+    """Write ``out/report.html`` (through `storage` when given, see
+    :mod:`lmforge.corpus.storage`): one page, plots inline, nothing fetched from the network."""
     plots = _plots(stats)
     counts = stats["counts"]
     sections = [
@@ -179,7 +184,7 @@ def write_report(out: Path, stats: dict[str, Any], manifest: dict[str, Any]) -> 
     ]
     page = html_page("lmforge corpus report", sections)
     path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page, storage)
     return path
 
 

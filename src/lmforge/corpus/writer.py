@@ -1,8 +1,10 @@
 """Writers that never leave a half-written file under its final name.
 
-Each writes to ``<name>.tmp``, checks what it wrote (row count read back from the
-file), then renames atomically. A crash (even ``kill -9``) leaves at most a ``.tmp``
-file, which the next run overwrites. A write that fails (disk full, read-only, quota)
+Each writes to ``<name>.<pid>-<random>.tmp`` (a name unique to the attempt, so that a retried
+rank never shares a temp file with a stale attempt), checks what it wrote (row count read back
+from the file), then commits it: renames it atomically, or, for an output at a URL, uploads it
+(:mod:`lmforge.corpus.storage`). A crash (even ``kill -9``) leaves at most a ``.tmp`` file,
+which the rank removes when it is run again. A write that fails (disk full, read-only, quota)
 removes its ``.tmp`` file and raises :class:`OutputError`: one line naming the file and the
 cause; the finished ranks stay, so the same command resumes once the disk is fixed.
 
@@ -23,15 +25,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lmforge.corpus.storage import Storage, commit_local, temp_path
 from lmforge.errors import LmforgeError
 
 
 class OutputError(LmforgeError):
     """An output file could not be written (disk full, read-only file system, permissions)."""
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp")
 
 
 def _cause(exc: OSError) -> str:
@@ -56,7 +55,7 @@ def output_error(exc: OSError, path: Path | str) -> OutputError:
 
 
 @contextlib.contextmanager
-def writing(path: Path, abort: Callable[[], None]) -> Iterator[None]:
+def writing(path: Path | str, abort: Callable[[], None]) -> Iterator[None]:
     """Run a write; on OSError call `abort` (drop the temp file) and raise OutputError."""
     try:
         yield
@@ -70,20 +69,19 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _commit(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_text_atomic(path: Path, text: str, storage: Storage | None = None) -> None:
+    """`text` (UTF-8) at `path`, whole or not at all; through `storage` when given."""
     path = Path(path)
-    tmp = _tmp(path)
-    with writing(path, lambda: _unlink_quietly(tmp)):
+    tmp = temp_path(path)
+    with writing(storage.location(path) if storage else path, lambda: _unlink_quietly(tmp)):
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True)
         tmp.write_text(text, encoding="utf-8")
-        _commit(tmp, path)
+        (storage.commit if storage else commit_local)(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any, storage: Storage | None = None) -> None:
+    text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True)
+    write_text_atomic(path, text, storage)
 
 
 class AtomicParquetWriter:
@@ -101,9 +99,13 @@ class AtomicParquetWriter:
         compression: str = "zstd",
         use_dictionary: bool = True,
         write_empty: bool = True,
+        storage: Storage | None = None,
     ) -> None:
         self.path = Path(path)
-        self.tmp = _tmp(self.path)
+        self.tmp = temp_path(self.path)
+        self.where = storage.location(self.path) if storage else self.path
+        self._commit = storage.commit if storage else commit_local
+        self.committed = False
         self.schema = schema
         self.write_empty = write_empty
         self._options = {
@@ -115,7 +117,7 @@ class AtomicParquetWriter:
             self._open()
 
     def _open(self) -> None:
-        with writing(self.path, self.abort):
+        with writing(self.where, self.abort):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.tmp, self.schema, **self._options)
 
@@ -124,7 +126,7 @@ class AtomicParquetWriter:
             if not table.num_rows:
                 return
             self._open()
-        with writing(self.path, self.abort):
+        with writing(self.where, self.abort):
             self._writer.write_table(
                 table.cast(self.schema) if table.schema != self.schema else table
             )
@@ -134,7 +136,7 @@ class AtomicParquetWriter:
             if expected_rows:
                 raise OSError(f"{self.path}: no rows written, expected {expected_rows}")
             return
-        with writing(self.path, self.abort):
+        with writing(self.where, self.abort):
             self._writer.close()
             if expected_rows is not None:
                 rows = pq.ParquetFile(self.tmp).metadata.num_rows
@@ -142,7 +144,8 @@ class AtomicParquetWriter:
                     raise OSError(
                         f"{self.tmp}: wrote {rows} rows, expected {expected_rows} (disk full?)"
                     )
-            _commit(self.tmp, self.path)
+            self._commit(self.tmp, self.path)
+            self.committed = True
 
     def abort(self) -> None:
         """Give up: close the file if it is open and remove the temp file."""
@@ -156,24 +159,27 @@ class AtomicParquetWriter:
 class AtomicTextWriter:
     """Line-oriented text (JSONL), UTF-8."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, storage: Storage | None = None) -> None:
         self.path = Path(path)
-        self.tmp = _tmp(self.path)
+        self.tmp = temp_path(self.path)
+        self.where = storage.location(self.path) if storage else self.path
+        self._commit = storage.commit if storage else commit_local
+        self.committed = False
         self._file = None
-        with writing(self.path, self.abort):
+        with writing(self.where, self.abort):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.lines = 0
 
     def write_lines(self, lines: Iterable[str]) -> None:
-        with writing(self.path, self.abort):
+        with writing(self.where, self.abort):
             for line in lines:
                 self._file.write(line)
                 self._file.write("\n")
                 self.lines += 1
 
     def close(self, expected_rows: int | None = None) -> None:
-        with writing(self.path, self.abort):
+        with writing(self.where, self.abort):
             self._file.close()
             if expected_rows is not None:
                 with open(self.tmp, "rb") as f:
@@ -182,7 +188,8 @@ class AtomicTextWriter:
                     raise OSError(
                         f"{self.tmp}: wrote {rows} lines, expected {expected_rows} (disk full?)"
                     )
-            _commit(self.tmp, self.path)
+            self._commit(self.tmp, self.path)
+            self.committed = True
 
     def abort(self) -> None:
         """Give up: close the file and remove the temp file."""

@@ -60,6 +60,11 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Print the plan, then run every stage the recipe names; return {stage: summary}."""
     console = console or Console()
+    if recipe.corpus.output.path is not None:
+        raise LmforgeError(
+            "corpus.output.path is for `lmforge corpus build`: `lmforge run` keeps the corpus "
+            f"in {recipe.run_dir() / 'corpus'} for the stages after it; remove the key"
+        )
     run_dir = recipe.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     collected = None

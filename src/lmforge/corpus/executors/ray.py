@@ -1,8 +1,8 @@
 """Run tasks as Ray tasks on a cluster: bounded in flight, retried when a worker or node dies.
 
 Data never goes through Ray's object store: every task reads and writes files on storage
-that every node sees (the output folder, mounted at the same path on every node) and
-returns only its small stats. What counts as done is decided by the pipeline from the
+that every node sees (the output folder, mounted at the same path on every node, or a URL
+such as ``s3://bucket/prefix`` that every node reaches) and returns only its small stats. What counts as done is decided by the pipeline from the
 files' completion markers, not by Ray, so a driver killed mid-build loses nothing that
 finished, and a task rerun after its worker died rewrites the same bytes.
 """
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from lmforge.corpus.config import RayExecutorConfig
 from lmforge.corpus.executors.local import default_workers, progress_bar
+from lmforge.corpus.storage import is_local
 from lmforge.errors import LmforgeError
 
 T = TypeVar("T")
@@ -64,7 +65,7 @@ def run_on_node(fn: Callable[[T], R], cwd: str, task: T) -> R:
         )
     os.chdir(cwd)
     out = getattr(task, "out", None)
-    if out is not None and not os.path.isdir(out):
+    if out is not None and is_local(out) and not os.path.isdir(out):
         raise LmforgeError(
             f"Ray node {socket.gethostname()} does not see the output folder {out}: "
             "mount the shared storage at the same path on every node (docs/distributed.md)"
