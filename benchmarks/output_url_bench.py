@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/output_url_bench.py [--workers 2] [--shards 8] [--skip-datatrove]
 
-Needs moto[server] and s3fs (``pip install -e '.[dev,s3]'``). S3 is moto's server on a free
+Needs moto (with flask, its server) and s3fs (``pip install -e '.[dev,s3]'``). S3 is moto's server on a free
 127.0.0.1 port: no network, so the figures are the cost of the S3 protocol path (uploads in
 one put per finished file, markers validated at the URL, the resolve step's signatures
 downloaded, the output hashed by reading it back), not of a real network's latency.

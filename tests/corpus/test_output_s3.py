@@ -42,7 +42,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def s3_endpoint():
     pytest.importorskip("s3fs", reason="the [s3] extra (s3fs) is not installed")
-    server = pytest.importorskip("moto.server", reason="moto[server] (dev extra) is not installed")
+    server = pytest.importorskip(
+        "moto.server", reason="moto (dev extra: moto[s3], flask, flask-cors) is not installed"
+    )
     port = free_port()
     moto = server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
