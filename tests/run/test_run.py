@@ -128,6 +128,14 @@ def test_run_builds_every_stage_then_skips_unchanged_ones(
     assert page.index("<h2>Outcome</h2>") < page.index("<h2>Stage timings</h2>")
     assert page.index("<h2>Stage timings</h2>") < page.index("<h2>Corpus</h2>")
     assert f"lmforge serve {run_dir}" in page
+    # every stage recorded its own peak resident memory (process + workers), shown in the report
+    stages = ("corpus", "tokenizer", "tokens", "pretrain", "classify", "compress", "serving")
+    for stage in stages:
+        state = json.loads((run_dir / stage / "lmforge_stage.json").read_text(encoding="utf-8"))
+        assert state["status"] == "done" and state["peak_rss_bytes"] > 10 * 2**20, stage
+    timings = page[page.index("<h2>Stage timings</h2>") : page.index("<h2>Corpus</h2>")]
+    assert "peak RSS" in timings and timings.count(" MiB") == len(stages) + 1  # + the total
+    assert first.stdout.count("· peak RSS") == len(stages)
     # the plan is printed before anything runs
     assert first.stdout.index("lmforge run: plan") < first.stdout.index("corpus: read")
 

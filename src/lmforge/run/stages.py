@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from lmforge.errors import LmforgeError
+from lmforge.run.memory import PeakRSS
 from lmforge.run.plan import PlannedStage, budget_of, plan_run, plan_table
 from lmforge.run.recipe import Recipe
 from lmforge.run.state import (
@@ -29,6 +30,7 @@ from lmforge.run.state import (
     is_ours,
     mark_stage,
     remove_stage_folder,
+    update_stage,
 )
 
 
@@ -66,7 +68,8 @@ def run_recipe(
     if recipe.collect is not None:  # one incremental pass into the store the corpus reads
         console.rule("[bold]collect")
         start = time.perf_counter()
-        collected = _collect(recipe, run_dir, console)
+        with PeakRSS() as collect_peak:
+            collected = _collect(recipe, run_dir, console)
         collect_seconds = round(time.perf_counter() - start, 1)
     corpus = corpus_config(recipe, console)
     if workers is not None:
@@ -78,21 +81,36 @@ def run_recipe(
     if collected is not None:
         results["collect"] = collected
         results["timings"].append(
-            {"stage": "collect", "action": "pass", "seconds": collect_seconds}
+            {
+                "stage": "collect",
+                "action": "pass",
+                "seconds": collect_seconds,
+                "peak_rss_bytes": collect_peak.bytes,
+            }
         )
     upstream = ""
     for step in plan:
         console.rule(f"[bold]{step.name}")
         start = time.perf_counter()
-        if step.name == "corpus":
-            upstream = _corpus(corpus, step, console, results)
-        else:
-            upstream = STAGES[step.name](recipe, step, upstream, workers, console, results)
+        with PeakRSS() as peak:  # this process and its workers, sampled while the stage runs
+            if step.name == "corpus":
+                upstream = _corpus(corpus, step, console, results)
+            else:
+                upstream = STAGES[step.name](recipe, step, upstream, workers, console, results)
         seconds = time.perf_counter() - start
         results["timings"].append(
-            {"stage": step.name, "action": step.action, "seconds": round(seconds, 1)}
+            {
+                "stage": step.name,
+                "action": step.action,
+                "seconds": round(seconds, 1),
+                "peak_rss_bytes": peak.bytes,
+            }
         )
-        console.print(f"{step.name}: {step.action} · {seconds:.0f} s")
+        if step.action != "skip":  # a skipped stage keeps the figure of the run that built it
+            update_stage(step.folder, peak_rss_bytes=peak.bytes)
+        console.print(
+            f"{step.name}: {step.action} · {seconds:.0f} s · peak RSS {peak.bytes / 2**30:.2f} GiB"
+        )
     write_run_report(run_dir, results)
     return results
 
