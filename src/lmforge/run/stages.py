@@ -48,13 +48,14 @@ def corpus_config(recipe: Recipe, console: Console | None = None):
     return corpus
 
 
-def _train_size(recipe: Recipe) -> int | None:
+def _classification_split(recipe: Recipe):
+    """The recipe's classification split (its sizes drive the plan's estimates), or None."""
     if recipe.classify is None:
         return None
     from lmforge.classify.data import load_classification_data
 
     c = recipe.classify
-    return len(load_classification_data(c.data, c.text_col, c.label_col, recipe.seed).train_texts)
+    return load_classification_data(c.data, c.text_col, c.label_col, recipe.seed)
 
 
 def run_recipe(
@@ -74,7 +75,7 @@ def run_recipe(
     corpus = corpus_config(recipe, console)
     if workers is not None:
         corpus = corpus.model_copy(update={"workers": workers})
-    plan = plan_run(recipe, corpus, _train_size(recipe))
+    plan = plan_run(recipe, corpus, _classification_split(recipe))
     console.print(plan_table(plan))
 
     results: dict[str, Any] = {"timings": []}
@@ -150,7 +151,7 @@ def _corpus(corpus, step: PlannedStage, console: Console, results: dict) -> str:
         f"corpus: read {counts['read']:,}, kept {counts['kept']:,}, removed {counts['removed']:,}"
     )
     digest = results["corpus"]["output_hash"]
-    mark_stage(folder, digest, "done", seconds=results["corpus"]["timings"].get("total"))
+    mark_stage(folder, digest, "done", seconds=results["corpus"].get("seconds"))
     return digest
 
 
