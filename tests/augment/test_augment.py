@@ -18,7 +18,8 @@ from lmforge.augment.words import (
     random_swap,
     synonym_replace,
 )
-from lmforge.classify.data import ClassificationData, check_leakage, find_leakage
+from lmforge.classify.data import ClassificationData
+from lmforge.classify.leakage import check_leakage, find_leakage
 from lmforge.errors import LmforgeError
 
 
