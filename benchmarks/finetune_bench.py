@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _hf import quiet_trainer_args, step_clock
+
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -107,8 +109,6 @@ def side_trainer(spec, a, bf16: bool) -> dict:
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
-        TrainerCallback,
-        TrainingArguments,
     )
 
     tok = AutoTokenizer.from_pretrained(spec["init"])
@@ -124,35 +124,22 @@ def side_trainer(spec, a, bf16: bool) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(
         spec["init"], num_labels=len(names), attn_implementation="sdpa"
     )
-    marks: dict[int, float] = {}
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            marks[state.global_step] = time.perf_counter()
-
+    clock, marks = step_clock()
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(
-            output_dir=out,
+        args = quiet_trainer_args(
+            out,
             per_device_train_batch_size=a.batch,
             max_steps=a.steps + a.warmup,
             learning_rate=2e-4,
             warmup_steps=max(1, (a.steps + a.warmup) // 10),
-            weight_decay=0.01,
             bf16=bf16,
-            use_cpu=True,
-            report_to=[],
-            save_strategy="no",
-            logging_steps=10**9,
-            dataloader_num_workers=0,
-            disable_tqdm=True,
-            seed=0,
         )
         Trainer(
             model=model,
             args=args,
             train_dataset=rows,
             data_collator=DataCollatorWithPadding(tok),
-            callbacks=[Clock()],
+            callbacks=[clock],
         ).train()
     last = a.steps + a.warmup
     seconds = marks[last] - marks[a.warmup]
