@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from lmforge.compress.bench import peak_rss_bytes
+
 INTERVAL_S = 0.2  # one sample costs ~1 ms (a walk over /proc): 0.5 % of one core
 
 
@@ -43,16 +45,6 @@ def _reset_own_high_water_mark() -> bool:
         return True
     except OSError:
         return False
-
-
-def _own_high_water_mark() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 class PeakRSS:
@@ -86,5 +78,5 @@ class PeakRSS:
         if self._thread is not None:
             self._thread.join()
         self._sample()
-        if self._exact_own:
-            self.bytes = max(self.bytes, _own_high_water_mark())
+        if self._exact_own:  # reset at __enter__: VmHWM is this block's own peak
+            self.bytes = max(self.bytes, peak_rss_bytes())
