@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from _helpers import run_lmforge
 
 
 @pytest.fixture()
@@ -46,15 +47,8 @@ compress: {{student: "textcnn:epochs=1", latency_n: 10}}
 
 
 def run_cli(recipe: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lmforge.cli", "run", str(recipe)],
-        capture_output=True,
-        text=True,
-        timeout=1800,  # a safety net: ~5 minutes on a quiet 2-core machine, far more on a busy one
-        # one thread, as everywhere in the tests: on a loaded 2-core machine torch's second
-        # OpenMP thread spin-waits for the first and a 2-second run takes minutes
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    # a safety net: ~5 minutes on a quiet 2-core machine, far more on a busy one
+    return run_lmforge("run", recipe, timeout=1800)
 
 
 @pytest.mark.slow  # ~2 min: every stage twice; .ci/run runs it (and smoke.sh a tiny run)
