@@ -137,6 +137,9 @@ def test_run_builds_every_stage_then_skips_unchanged_ones(
     assert second.returncode == 0, second.stderr[-2000:]
     assert second.stdout.count("unchanged, skipped") == 5
     assert second.stdout.count("done earlier") == 3
+    for stage in stages:  # skipped stages keep the figures of the run that built them
+        state = json.loads((run_dir / stage / "lmforge_stage.json").read_text(encoding="utf-8"))
+        assert state["peak_rss_bytes"] > 10 * 2**20, stage
 
 
 def test_serve_takes_a_run_folder(tmp_path: Path, review_sample: list[dict], monkeypatch) -> None:

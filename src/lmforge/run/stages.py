@@ -151,7 +151,8 @@ def _corpus(corpus, step: PlannedStage, console: Console, results: dict) -> str:
         f"corpus: read {counts['read']:,}, kept {counts['kept']:,}, removed {counts['removed']:,}"
     )
     digest = results["corpus"]["output_hash"]
-    mark_stage(folder, digest, "done", seconds=results["corpus"].get("seconds"))
+    if step.action != "skip":  # a skipped corpus keeps the state (time, peak RSS) it was built with
+        mark_stage(folder, digest, "done", seconds=results["corpus"].get("seconds"))
     return digest
 
 
