@@ -85,11 +85,8 @@ def test_backend_options_reach_the_predictor(nb_dir, wait_ready, caplog):
     settings = ServeSettings(backend_options={"threads": 1})
     app = create_app(nb_dir, settings)
     with caplog.at_level("ERROR", logger="lmforge.serve"), TestClient(app) as c:
-        for _ in range(500):
-            r = c.get("/readyz")
-            if "failed" in r.text:
-                break
-            time.sleep(0.02)
+        wait_until(lambda: "failed" in c.get("/readyz").text, 10, interval=0.02)
+        r = c.get("/readyz")
     assert r.status_code == 503
     assert r.json()["detail"] == "model failed to load (the server log says why)"
     assert "backend 'native' takes no options" in caplog.text
@@ -140,11 +137,8 @@ def test_readyz_tells_clients_no_paths_or_exceptions(nb_dir, tmp_path, caplog):
     (broken / "model.skops").write_bytes(b"not a skops archive")
     app = create_app(broken, ServeSettings())
     with caplog.at_level("ERROR", logger="lmforge.serve"), TestClient(app) as c:
-        for _ in range(500):
-            r = c.get("/readyz")
-            if "failed" in r.text:
-                break
-            time.sleep(0.02)
+        wait_until(lambda: "failed" in c.get("/readyz").text, 10, interval=0.02)
+        r = c.get("/readyz")
     assert r.status_code == 503
     assert "secret-place" not in r.text and "skops" not in r.text
     assert r.json()["detail"] == "model failed to load (the server log says why)"
