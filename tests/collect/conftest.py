@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from _helpers import free_port
 
 Response = tuple[int, dict[str, str], bytes]
 Route = Callable[[str], Response] | Response | list
@@ -88,12 +89,6 @@ def server():
     yield srv
     srv.shutdown()
     srv.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

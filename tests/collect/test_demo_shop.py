@@ -3,7 +3,6 @@ its API pages, its GBK product pages, its robots.txt."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -12,6 +11,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
+from _helpers import free_port
 from lmforge.collect.api import run_api_pass
 from lmforge.collect.config import ApiSource, CrawlSource, HttpConfig
 from lmforge.collect.crawl import run_crawl_pass
@@ -20,12 +20,6 @@ from lmforge.collect.store import Store, frontier, records
 from lmforge.run.recipe import DEFAULT_RECIPE, load_recipe
 
 FAST = HttpConfig(delay=0, backoff=0.01, retries=1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

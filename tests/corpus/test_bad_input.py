@@ -13,22 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lmforge.corpus.document import BadRecord, Document
-from lmforge.corpus.readers import BAD_RECORD_REASONS
-from lmforge.corpus.sources import FileSource, plan_shards, read_shard
+from _helpers import read_records
+from lmforge.corpus.sources import FileSource, plan_shards
 from lmforge.errors import LmforgeError
-
-
-def read(*paths, **config) -> tuple[list[Document], list[BadRecord]]:
-    source = FileSource(paths=[str(p) for p in paths], **config)
-    docs, bad = [], []
-    for shard in plan_shards([source]):
-        for record in read_shard(shard, source):
-            (docs if isinstance(record, Document) else bad).append(record)
-    for record in bad:
-        assert record.reason in BAD_RECORD_REASONS
-        assert "\n" not in record.detail  # one line
-    return docs, bad
 
 
 def test_invalid_utf8_bytes_skip_only_their_line(tmp_path):
@@ -37,7 +24,7 @@ def test_invalid_utf8_bytes_skip_only_their_line(tmp_path):
     lines[7] = "坏".encode() + b"\xff\xfe" + "字节".encode()
     lines[30] = "截断的字".encode()[:-1]  # a character cut in half
     path.write_bytes(b"\n".join(lines) + b"\n")
-    docs, bad = read(path, name="s")
+    docs, bad = read_records(path, name="s")
     assert len(docs) == 48 and len(docs) + len(bad) == 50
     assert [(b.id, b.reason) for b in bad] == [
         ("s/mixed.txt:8", "invalid_encoding"),
@@ -50,7 +37,7 @@ def test_invalid_utf8_bytes_skip_only_their_line(tmp_path):
 def test_invalid_utf8_in_jsonl(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_bytes(b'{"text": "ok"}\n{"text": "\xc3("}\n{"text": "fine"}\n')
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert [d.text for d in docs] == ["ok", "fine"]
     assert [(b.reason, f"{path}:2" in b.detail) for b in bad] == [("invalid_encoding", True)]
 
@@ -60,7 +47,7 @@ def test_truncated_gzip_keeps_lines_before_the_cut(tmp_path):
     data = gzip.compress("\n".join(lines).encode() + b"\n")
     path = tmp_path / "cut.txt.gz"
     path.write_bytes(data[: len(data) // 2])
-    docs, bad = read(path, name="g")
+    docs, bad = read_records(path, name="g")
     assert [b.reason for b in bad] == ["truncated_file"]
     assert str(path) in bad[0].detail and f"after line {len(docs)}" in bad[0].detail
     assert 1000 < len(docs) < len(lines)
@@ -72,7 +59,7 @@ def test_truncated_gzip_jsonl_and_next_file_still_read(tmp_path):
     data = gzip.compress(records)
     (tmp_path / "a.jsonl.gz").write_bytes(data[: len(data) * 2 // 3])
     (tmp_path / "b.jsonl").write_bytes(b"".join(records.splitlines(keepends=True)[:5]))
-    docs, bad = read(tmp_path / "*.jsonl*")
+    docs, bad = read_records(tmp_path / "*.jsonl*")
     assert [b.reason for b in bad] == ["truncated_file"]
     assert sum(d.meta["file"].endswith("b.jsonl") for d in docs) == 5
 
@@ -80,7 +67,7 @@ def test_truncated_gzip_jsonl_and_next_file_still_read(tmp_path):
 def test_gzip_name_but_not_gzip_data(tmp_path):
     path = tmp_path / "fake.txt.gz"
     path.write_bytes(b"this is not gzip data at all\n" * 10)
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert not docs and [b.reason for b in bad] == ["corrupt_file"]
     assert str(path) in bad[0].detail
 
@@ -99,7 +86,7 @@ def test_malformed_json_lines(tmp_path):
         '{"text": "四"}\n',
         encoding="utf-8",
     )
-    docs, bad = read(path, name="j")
+    docs, bad = read_records(path, name="j")
     assert [d.text for d in docs] == ["一", "四"]
     assert [(b.id, b.reason) for b in bad] == [
         ("j/bad.jsonl:2", "malformed_json"),
@@ -119,7 +106,7 @@ def test_malformed_json_lines(tmp_path):
 def test_empty_file(tmp_path, name):
     path = tmp_path / name
     path.write_bytes(b"")
-    docs, bad = read(path, name="e")
+    docs, bad = read_records(path, name="e")
     assert not docs
     assert [(b.id, b.reason) for b in bad] == [(f"e/{name}", "empty_file")]
     assert str(path) in bad[0].detail
@@ -128,14 +115,14 @@ def test_empty_file(tmp_path, name):
 def test_empty_gzip_file(tmp_path):
     path = tmp_path / "empty.txt.gz"
     path.write_bytes(gzip.compress(b""))
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert not docs and [b.reason for b in bad] == ["empty_file"]
 
 
 def test_binary_file_gives_one_record_and_nothing_else(tmp_path):
     path = tmp_path / "image.txt"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 400 + b"\nlooks like text\n")
-    docs, bad = read(path, name="b")
+    docs, bad = read_records(path, name="b")
     assert not docs
     assert [(b.id, b.reason) for b in bad] == [("b/image.txt", "binary_file")]
     assert str(path) in bad[0].detail
@@ -144,7 +131,7 @@ def test_binary_file_gives_one_record_and_nothing_else(tmp_path):
 def test_binary_without_nul_bytes(tmp_path):
     path = tmp_path / "noise.jsonl"
     path.write_bytes(bytes(range(1, 256)) * 300)
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert not docs and [b.reason for b in bad] == ["binary_file"]
 
 
@@ -158,7 +145,7 @@ def test_50mb_single_line_is_too_long_and_memory_stays_bounded(tmp_path):
         f.write("\n最后一行\n".encode())
     tracemalloc.start()
     try:
-        docs, bad = read(path, name="h")
+        docs, bad = read_records(path, name="h")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -173,7 +160,7 @@ def test_too_long_jsonl_and_csv_records(tmp_path):
     jsonl.write_text(json.dumps({"text": "x" * 200}) + "\n" + json.dumps({"text": "ok"}) + "\n")
     csv_file = tmp_path / "b.csv"
     csv_file.write_text("text\n" + "y" * 200 + "\nok\n")
-    docs, bad = read(jsonl, csv_file, max_chars=100)
+    docs, bad = read_records(jsonl, csv_file, max_chars=100)
     assert [d.text for d in docs] == ["ok", "ok"]
     assert [b.reason for b in bad] == ["too_long", "too_long"]
 
@@ -183,7 +170,7 @@ def test_malformed_csv_rows(tmp_path):
     path.write_bytes(
         b"text,label\ngood,pos\ntoo,many,fields\n\xff\xfebad bytes,neg\n\nalso good,neg\n"
     )
-    docs, bad = read(path, name="c", encoding="utf-8")
+    docs, bad = read_records(path, name="c", encoding="utf-8")
     assert [d.text for d in docs] == ["good", "also good"]
     assert [(b.id, b.reason) for b in bad] == [
         ("c/t.csv:2", "malformed_csv"),
@@ -196,7 +183,7 @@ def test_malformed_csv_rows(tmp_path):
 def test_csv_without_the_text_column(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("body\n一\n二\n")
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert not docs and [b.reason for b in bad] == ["missing_field", "missing_field"]
 
 
@@ -207,7 +194,7 @@ def test_parquet_bad_values_and_corrupt_file(tmp_path):
     pq.write_table(pa.table({"text": [1, 2]}), numbers)
     corrupt = tmp_path / "c.parquet"
     corrupt.write_bytes(b"PAR1 this is not really parquet")
-    docs, bad = read(tmp_path / "*.parquet", name="p")
+    docs, bad = read_records(tmp_path / "*.parquet", name="p")
     assert [d.text for d in docs] == ["一", "二"]
     assert [(b.id, b.reason) for b in bad] == [
         ("p/a.parquet:2", "missing_field"),
@@ -221,7 +208,7 @@ def test_parquet_bad_values_and_corrupt_file(tmp_path):
 def test_html_without_main_text(tmp_path):
     path = tmp_path / "empty.html"
     path.write_text("<html><head><title>t</title></head><body><script>x()</script></body></html>")
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert not docs and [b.reason for b in bad] == ["no_main_text"]
 
 
@@ -243,7 +230,7 @@ def test_corrupt_warc_record(tmp_path):
     writer.write_record(record)
     path = tmp_path / "x.warc"
     path.write_bytes(out.getvalue() + b"GARBAGE NOT A WARC HEADER\r\n\r\n" + b"junk" * 100)
-    docs, bad = read(path, name="w")
+    docs, bad = read_records(path, name="w")
     assert len(docs) == 1
     assert [(b.id, b.reason) for b in bad] == [("w/x.warc:2", "corrupt_record")]
     assert str(path) in bad[0].detail
@@ -270,7 +257,7 @@ def test_every_record_accounted_for(tmp_path):
     ]
     path = tmp_path / "all.jsonl"
     path.write_bytes(b"\n".join(lines))
-    docs, bad = read(path, max_chars=100)
+    docs, bad = read_records(path, max_chars=100)
     assert len(docs) + len(bad) == len(lines)
     assert Counter(b.reason for b in bad) == Counter(
         [
@@ -291,7 +278,7 @@ def test_truncated_zstd_and_multi_frame_zstd(tmp_path):
     frame = zstandard.ZstdCompressor().compress(lines)
     (tmp_path / "cut.txt.zst").write_bytes(frame[: len(frame) * 3 // 4])
     (tmp_path / "two.txt.zst").write_bytes(frame + frame)  # concatenated frames: all read
-    docs, bad = read(tmp_path / "*.zst", name="z")
+    docs, bad = read_records(tmp_path / "*.zst", name="z")
     assert [(b.id, b.reason) for b in bad] == [("z/cut.txt.zst", "truncated_file")]
     assert sum(d.id.startswith("z/two.txt.zst:") for d in docs) == 60000
     assert 0 < sum(d.id.startswith("z/cut.txt.zst:") for d in docs) < 30000

@@ -9,7 +9,6 @@ import http.server
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from _helpers import run_lmforge
 from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.pipeline import build_corpus
@@ -29,17 +29,6 @@ FEW_STEPS = [{"type": "normalize"}, {"type": "length", "min_chars": 2}, {"type":
 def build(paths: list[str], out: Path) -> dict:
     config = CorpusConfig(sources=[{"type": "files", "paths": paths}], steps=FEW_STEPS)
     return build_corpus(config, out, LocalExecutor(1))
-
-
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LMFORGE_PROGRESS="0")
-    return subprocess.run(
-        [sys.executable, "-m", "lmforge.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def removed_reasons(out: Path) -> dict[str, int]:
@@ -200,9 +189,10 @@ def test_driver_that_cannot_start_is_one_line(monkeypatch, capfd, tmp_path):
     reason="an HDFS client is set up here: the driver would try to reach the name node",
 )
 def test_hdfs_without_java_is_one_line(tmp_path):
-    result = cli(
-        "corpus", "build", "--input", "hdfs://namenode/x.txt", "--out", str(tmp_path / "o")
-    )
+    result = run_lmforge(
+        "corpus", "build", "--input", "hdfs://namenode/x.txt", "--out", tmp_path / "o",
+        timeout=120, LMFORGE_PROGRESS="0",
+    )  # fmt: skip
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "hdfs://namenode/x.txt" in result.stderr and "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from _helpers import run_lmforge
 from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.pipeline import build_corpus
@@ -106,15 +107,8 @@ def _umount(target: Path) -> None:
 
 
 def _cli_build(inputs: Path, out: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LMFORGE_PROGRESS="0")
-    cmd = [sys.executable, "-m", "lmforge.cli", "corpus", "build", "--input", str(inputs)]
-    return subprocess.run(
-        [*cmd, "--out", str(out), "--workers", "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    args = ("corpus", "build", "--input", inputs, "--out", out, "--workers", "2")
+    return run_lmforge(*args, timeout=300, LMFORGE_PROGRESS="0")
 
 
 @pytest.mark.slow  # three default-step builds (~50 s on 2 busy cores)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from _helpers import run_lmforge, start_lmforge, wait_until
 from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.pipeline import build_corpus
@@ -109,31 +107,15 @@ def test_resume_from_partial_state_is_byte_identical(sharded_inputs: Path, tmp_p
 def test_kill_9_then_rerun_gives_identical_output(sharded_inputs: Path, tmp_path: Path) -> None:
     reference = build_corpus(make_config(sharded_inputs), tmp_path / "ref", LocalExecutor(1))
     out = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "lmforge.cli",
-        "corpus",
-        "build",
-        "--input",
-        str(sharded_inputs),
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-    ]
-    env = dict(os.environ, LMFORGE_PROGRESS="0")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if len(list((out / "_work" / "phase0").glob("done-*.json"))) >= 2:
-            break
-        time.sleep(0.01)
+    args = ("corpus", "build", "--input", sharded_inputs, "--out", out, "--workers", "1")
+    proc = start_lmforge(*args)
+    two_done = lambda: len(list((out / "_work" / "phase0").glob("done-*.json"))) >= 2  # noqa: E731
+    wait_until(two_done, 120, proc, interval=0.01)
     assert proc.poll() is None, "the build finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "manifest.json").exists()
-    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    rerun = run_lmforge(*args, timeout=300, LMFORGE_PROGRESS="0")
     assert rerun.returncode == 0, rerun.stderr
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["output_hash"] == reference["output_hash"]
@@ -172,20 +154,8 @@ def test_bad_records_are_counted_under_read(tmp_path: Path, review_sample: list[
 
 
 def test_missing_input_is_a_one_line_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lmforge.cli",
-            "corpus",
-            "build",
-            "--input",
-            str(tmp_path / "nope.txt"),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
+    result = run_lmforge(
+        "corpus", "build", "--input", tmp_path / "nope.txt", "--out", tmp_path / "o"
     )
     assert result.returncode == 2
     assert "not found" in result.stderr and "Traceback" not in result.stderr

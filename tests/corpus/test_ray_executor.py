@@ -14,6 +14,7 @@ from unittest import mock
 
 import pytest
 
+from _helpers import start_lmforge, wait_until
 from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.pipeline import build_corpus
@@ -137,16 +138,12 @@ def test_driver_killed_mid_build_resumes_without_redoing_ranks(
 ) -> None:
     out = tmp_path / "killed"
     address = local_ray.get_runtime_context().gcs_address
-    cmd = [sys.executable, "-m", "lmforge.cli", "corpus", "build", "--input", str(inputs)]
-    cmd += ["--out", str(out), "--executor", "ray"]
-    env = dict(os.environ, LMFORGE_PROGRESS="0", RAY_ADDRESS=address)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = start_lmforge(
+        "corpus", "build", "--input", inputs, "--out", out, "--executor", "ray",
+        stderr=subprocess.PIPE, env={"RAY_ADDRESS": address},
+    )  # fmt: skip
     phase0 = out / "_work" / "phase0"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if len(list(phase0.glob("done-*.json"))) >= 2:
-            break
-        time.sleep(0.01)
+    wait_until(lambda: len(list(phase0.glob("done-*.json"))) >= 2, 180, proc, interval=0.01)
     assert proc.poll() is None, f"the build ended before it could be killed: {proc.stderr.read()}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -14,9 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from lmforge.corpus.document import BadRecord, Document
+from _helpers import read_records
 from lmforge.corpus.readers import detect_encoding, split_sentences
-from lmforge.corpus.sources import FileSource, plan_shards, read_shard
 
 CHINESE = [
     "这家酒店的服务非常周到，房间也很干净，下次还会再来。",
@@ -30,19 +29,10 @@ TRADITIONAL = [
 ]
 
 
-def read(*paths, **config) -> tuple[list[Document], list[BadRecord]]:
-    source = FileSource(paths=[str(p) for p in paths], **config)
-    docs, bad = [], []
-    for shard in plan_shards([source]):
-        for record in read_shard(shard, source):
-            (docs if isinstance(record, Document) else bad).append(record)
-    return docs, bad
-
-
 def test_txt_one_document_per_line(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("第一行\r\n第二行\n\n  \n最后一行没有换行", encoding="utf-8")
-    docs, bad = read(path, name="web")
+    docs, bad = read_records(path, name="web")
     assert [d.text for d in docs] == ["第一行", "第二行", "最后一行没有换行"]
     assert [d.id for d in docs] == ["web/a.txt:1", "web/a.txt:2", "web/a.txt:5"]
     assert docs[0].meta == {"source": "web", "file": str(path), "line": 1, "encoding": "utf-8"}
@@ -56,7 +46,7 @@ def test_txt_only_newline_ends_a_line(tmp_path):
     # str.splitlines would also split on \x1c, \x85 and U+2028: one line must stay one document
     path = tmp_path / "a.txt"
     path.write_text("甲\x1c乙\u2028丙\x85丁\n", encoding="utf-8")
-    docs, _ = read(path)
+    docs, _ = read_records(path)
     assert [d.text for d in docs] == ["甲\x1c乙\u2028丙\x85丁"]
 
 
@@ -64,7 +54,7 @@ def test_txt_one_document_per_file(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.txt").write_text("标题\n\n正文第一段。\n", encoding="utf-8")
     (tmp_path / "d" / "y.txt").write_text("另一篇。", encoding="utf-8")
-    docs, bad = read(tmp_path / "d", doc_per="file", name="books")
+    docs, bad = read_records(tmp_path / "d", doc_per="file", name="books")
     assert not bad
     assert [(d.id, d.text) for d in docs] == [
         ("books/x.txt", "标题\n\n正文第一段。\n"),
@@ -75,7 +65,7 @@ def test_txt_one_document_per_file(tmp_path):
 def test_utf8_bom_is_removed(tmp_path):
     path = tmp_path / "bom.txt"
     path.write_bytes("\ufeff".encode() + "你好\n世界\n".encode())
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert [d.text for d in docs] == ["你好", "世界"] and not bad
     assert docs[0].meta["encoding"] == "utf-8-sig"
 
@@ -86,7 +76,7 @@ def test_utf8_bom_is_removed(tmp_path):
 def test_chinese_legacy_encodings_are_detected(tmp_path, encoding, lines):
     path = tmp_path / f"{encoding}.txt"
     path.write_bytes("\n".join(lines).encode(encoding))
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert not bad
     assert [d.text for d in docs] == lines
     expected = "big5" if encoding == "big5" else "gb18030"
@@ -109,7 +99,7 @@ def test_detect_encoding_on_samples():
 def test_explicit_encoding(tmp_path):
     path = tmp_path / "a.txt"
     path.write_bytes("你好".encode("gbk"))
-    docs, _ = read(path, encoding="GBK")
+    docs, _ = read_records(path, encoding="GBK")
     assert docs[0].text == "你好" and docs[0].meta["encoding"] == "gbk"
 
 
@@ -120,7 +110,7 @@ def test_jsonl_text_field_and_metadata(tmp_path):
         {"content": "第二条", "url": "http://b", "score": None},
     ]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
-    docs, bad = read(path, text_field="content", name="j")
+    docs, bad = read_records(path, text_field="content", name="j")
     assert not bad
     assert [d.text for d in docs] == ["第一条", "第二条"]
     assert docs[0].id == "j/d.jsonl:1"
@@ -138,7 +128,7 @@ def test_jsonl_text_field_and_metadata(tmp_path):
 def test_jsonl_id_field(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"id": "a1", "text": "甲"}\n{"id": 7, "text": "乙"}\n')
-    docs, _ = read(path, id_field="id", name="j")
+    docs, _ = read_records(path, id_field="id", name="j")
     assert [d.id for d in docs] == ["j/a1", "j/7"]
 
 
@@ -149,7 +139,7 @@ def test_csv_streams_rows_with_quoted_newlines(tmp_path):
         writer.writerow(["id", "body", "label"])
         writer.writerow(["1", "第一行\n第二行, 有逗号", "pos"])
         writer.writerow(["2", '引号"内"', "neg"])
-    docs, bad = read(path, text_field="body", name="c")
+    docs, bad = read_records(path, text_field="body", name="c")
     assert not bad
     assert [d.text for d in docs] == ["第一行\n第二行, 有逗号", '引号"内"']
     assert [d.id for d in docs] == ["c/t.csv:1", "c/t.csv:2"]
@@ -164,7 +154,7 @@ def test_tsv_and_gbk_csv(tmp_path):
     gbk.write_bytes(
         ("text,n\n" + "\n".join(f"{t},{i}" for i, t in enumerate(CHINESE))).encode("gbk")
     )
-    docs, bad = read(tsv, gbk)
+    docs, bad = read_records(tsv, gbk)
     assert not bad
     assert [d.text for d in docs] == [*CHINESE, "你好,世界"]  # sorted by path: g.csv first
     assert docs[0].meta["encoding"] == "gb18030"
@@ -177,7 +167,7 @@ def test_parquet_batches_and_metadata(tmp_path):
         {"text": [f"文档{i}" for i in range(n)], "n": list(range(n)), "blob": [b"\x00"] * n}
     )
     pq.write_table(table, path, row_group_size=1000)
-    docs, bad = read(path, name="p")
+    docs, bad = read_records(path, name="p")
     assert not bad and len(docs) == n
     assert docs[-1].id == f"p/p.parquet:{n}" and docs[-1].text == f"文档{n - 1}"
     assert docs[0].meta["n"] == 0 and docs[0].meta["blob"] == "AA=="  # bytes as base64
@@ -195,7 +185,7 @@ def test_html_main_text(tmp_path):
     body = "这是一段很长的正文内容，用来测试正文抽取是否正常工作。" * 8
     page = tmp_path / "page.html"
     page.write_bytes(PAGE.format(charset="gbk", body=body).encode("gbk"))
-    docs, bad = read(page, name="h")
+    docs, bad = read_records(page, name="h")
     assert not bad and len(docs) == 1
     doc = docs[0]
     assert doc.id == "h/page.html"
@@ -232,7 +222,7 @@ def test_warc_html_responses(tmp_path):
             ]
         )
     )
-    docs, bad = read(path, name="w")
+    docs, bad = read_records(path, name="w")
     assert len(docs) == 1
     doc = docs[0]
     assert body in doc.text and doc.id == "w/crawl.warc.gz:1"
@@ -256,7 +246,7 @@ def test_compressed_inputs(tmp_path, suffix, compress):
     txt.write_bytes(compress("\n".join(lines).encode()))
     jsonl = tmp_path / f"b.jsonl{suffix}"
     jsonl.write_bytes(compress("\n".join(json.dumps({"text": t}) for t in lines).encode()))
-    docs, bad = read(txt, jsonl)
+    docs, bad = read_records(txt, jsonl)
     assert not bad
     assert [d.text for d in docs] == lines + lines
     assert docs[0].id.endswith(f"a.txt{suffix}:1")
@@ -267,7 +257,7 @@ def test_fsspec_url(tmp_path):
 
     with fsspec.open("memory://lmforge-test/x.jsonl", "w") as f:
         f.write('{"text": "内存文件"}\n')
-    docs, bad = read("memory://lmforge-test/x.jsonl", name="m")
+    docs, bad = read_records("memory://lmforge-test/x.jsonl", name="m")
     assert [d.text for d in docs] == ["内存文件"] and not bad
     assert docs[0].meta["file"].startswith("memory://")
     assert docs[0].id == "m/x.jsonl:1"
@@ -291,6 +281,6 @@ def test_real_reviews_in_gb18030_round_trip(tmp_path, review_sample):
     texts = [r["text"] for r in review_sample if r["text"].strip()]
     path = tmp_path / "reviews_gbk.txt"
     path.write_bytes("\n".join(texts).encode("gb18030"))
-    docs, bad = read(path)
+    docs, bad = read_records(path)
     assert not bad and [d.text for d in docs] == texts
     assert docs[0].meta["encoding"] == "gb18030"

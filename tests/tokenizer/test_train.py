@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 
 import pytest
@@ -218,3 +219,24 @@ def test_cli_train_small(monkeypatch, capsys, tmp_path, corpus_dir):
     assert code == 0, output
     assert "held-out" in output
     assert len(AutoTokenizer.from_pretrained(out)) == 600
+
+
+def test_wordpiece_vocabulary_is_the_same_in_every_process(tmp_path, review_sample):
+    """What a transformer classifier with ``init=none`` and no tokenizer folder trains: the
+    vocabulary used to change from one process to the next (tokenizers' hash-map order)."""
+    texts = tmp_path / "texts.json"
+    texts.write_text(json.dumps([r["text"] for r in review_sample]), encoding="utf-8")
+    script = (
+        "import json, sys; from lmforge.tokenizer.train import train_tokenizer; "
+        "train_tokenizer(json.load(open(sys.argv[1])), 'wordpiece', 2000, sys.argv[2])"
+    )
+    files = []
+    for run in range(3):
+        out = tmp_path / f"tok{run}"
+        subprocess.run([sys.executable, "-c", script, str(texts), str(out)], check=True)
+        files.append((out / "tokenizer.json").read_text(encoding="utf-8"))
+    assert files[0] == files[1] == files[2]
+    vocab = json.loads(files[0])["model"]["vocab"]
+    assert any(token.startswith("##") for token in vocab)  # the word pieces are in the vocabulary
+    added = [t["content"] for t in json.loads(files[0])["added_tokens"]]
+    assert added == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # and only the specials added

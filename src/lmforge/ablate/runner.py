@@ -342,7 +342,8 @@ def _run_pretraining(jobs: list[dict], parallel: int, console: Console) -> None:
 
 
 def _downstream(recipe, config, out, distinct, token_digest, console) -> dict[str, dict]:
-    from lmforge.classify.data import check_leakage, load_classification_data
+    from lmforge.classify.data import load_classification_data
+    from lmforge.classify.leakage import check_leakage
     from lmforge.run.state import fingerprint
 
     cls = recipe.classify

@@ -4,7 +4,7 @@ replacement, reproducible from a seed, optionally filtered by a teacher model.
 Every copy carries the id of the text it came from (``origin_id``): the data loader keeps a copy
 only when its origin lands in the training split (:func:`lmforge.classify.data.
 load_classification_data`), and the leakage guard refuses a training copy whose origin is a
-validation or test text (:func:`lmforge.classify.data.find_leakage`). Validation and test texts
+validation or test text (:func:`lmforge.classify.leakage.find_leakage`). Validation and test texts
 are never augmented: :func:`augment_train` augments ``data.train_texts`` only.
 
 Randomness: each copy draws from its own generator, seeded by ``(seed, crc32(origin id), copy

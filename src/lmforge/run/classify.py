@@ -118,9 +118,10 @@ def run_classify(
     """Train and score every model; ``runs/<name>/classify/leaderboard.json`` (also returned)."""
     from threadpoolctl import threadpool_limits
 
-    from lmforge.classify.data import check_leakage, load_classification_data
+    from lmforge.classify.data import load_classification_data
     from lmforge.classify.estimator import make_model
     from lmforge.classify.evaluate import leaderboard_table, train_and_evaluate, write_leaderboard
+    from lmforge.classify.leakage import check_leakage
 
     console = console or make_console()
     out = run_dir / "classify"

@@ -1,6 +1,6 @@
 """What ``lmforge run`` is about to do, decided before it starts: for each stage of the recipe,
 whether it runs, is skipped (unchanged), resumes (interrupted) or continues (pretraining with a
-raised budget), why, and about how long it will take.
+raised budget), why, and about how long it will take (:mod:`.estimate`).
 
 The fingerprints are the same ones the stages record when they finish (:mod:`.state`), so the
 plan and the run agree. A stage after one that will rebuild the corpus cannot know its
@@ -14,21 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmforge.run import estimate
 from lmforge.run.recipe import PretrainStage, Recipe
 from lmforge.run.state import fingerprint, stage_state
-
-# Rates measured on the default run on a quiet 2-core machine (docs/benchmarks.md); a stage
-# that ran before uses its own recorded time instead. Estimates, not promises: a busy machine
-# or other data changes them.
-CORPUS_S = 60.0  # built-in reviews + People's Daily through every step
-TOKENIZER_S = 15.0
-TOKENS_S = 15.0
-PRETRAIN_TOKENS_PER_S = 9_000.0  # tiny MLM, bf16
-REAL_TOKENS_PER_POSITION = 0.5  # 264 steps of 64 x 128 held 1.1 M real tokens
-BASELINE_S = 15.0  # one classical baseline on 13.9k reviews
-FINETUNE_S_PER_TEXT_EPOCH = 0.033  # 23 min for 3 epochs over 13.9k reviews
-COMPRESS_S_PER_TEXT = 0.026  # 6 min for the default compress stage
-SERVING_S = 60.0  # choosing the served model + benching it beside Naive Bayes
 
 BUDGET_KEYS = ("max_minutes", "max_steps", "max_tokens")
 
@@ -65,22 +53,10 @@ def budget_raised(old: dict[str, float], new: dict[str, float]) -> bool:
     )
 
 
-def _pretrain_seconds(config: PretrainStage, folder: Path, spent: dict[str, float]) -> float:
+def _pretrain_seconds(recipe: Recipe, folder: Path, spent: dict[str, float]) -> float:
+    vocab_size = recipe.tokenizer.vocab_size if recipe.tokenizer else 8000
     manifest = _read_json(folder / "manifest.json")
-    rate = float(manifest.get("tokens_per_s") or PRETRAIN_TOKENS_PER_S)
-    per_step = (
-        manifest["tokens_seen"] / manifest["steps"]
-        if manifest.get("steps")
-        else config.batch_size * config.seq_len * config.grad_accum * REAL_TOKENS_PER_POSITION
-    )
-    seconds = []
-    if config.max_minutes is not None:
-        seconds.append(60 * (config.max_minutes - spent.get("max_minutes", 0)))
-    if config.max_tokens is not None:
-        seconds.append((config.max_tokens - spent.get("max_tokens", 0)) / rate)
-    if config.max_steps is not None:
-        seconds.append((config.max_steps - spent.get("max_steps", 0)) * per_step / rate)
-    return max(0.0, min(seconds)) if seconds else 0.0
+    return estimate.pretrain_seconds(recipe.pretrain, vocab_size, manifest, spent)
 
 
 def _read_json(path: Path) -> dict:
@@ -90,15 +66,18 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def plan_run(recipe: Recipe, corpus_config, n_train: int | None) -> list[PlannedStage]:
-    """Every stage the recipe names, in order, with its action and estimate."""
+def plan_run(recipe: Recipe, corpus_config, split=None) -> list[PlannedStage]:
+    """Every stage the recipe names, in order, with its action and estimate. ``split``: the
+    classification data (:func:`lmforge.classify.data.load_classification_data`) when the
+    recipe has a ``classify`` section; its sizes drive the later stages' estimates."""
     from lmforge.corpus.plan import config_hash
 
     run_dir = recipe.run_dir()
     plan: list[PlannedStage] = []
     folder = run_dir / "corpus"
     manifest = _read_json(folder / "manifest.json")
-    took = float((manifest.get("timings") or {}).get("total") or CORPUS_S)
+    n_bytes = estimate.input_bytes(corpus_config)
+    took = float(manifest.get("seconds") or estimate.corpus_seconds(n_bytes))
     if manifest.get("config_hash") == config_hash(corpus_config):
         upstream: str | None = manifest["output_hash"]
         plan.append(PlannedStage("corpus", folder, upstream, "skip", "unchanged", 0.0))
@@ -129,14 +108,14 @@ def plan_run(recipe: Recipe, corpus_config, n_train: int | None) -> list[Planned
 
     seed = recipe.seed
     if recipe.tokenizer is not None:
-        add("tokenizer", recipe.tokenizer, TOKENIZER_S)
+        add("tokenizer", recipe.tokenizer, estimate.tokenizer_seconds(n_bytes))
     if recipe.tokenizer is not None and recipe.pack is not None:
-        add("tokens", recipe.pack.model_dump() | {"seed": seed}, TOKENS_S)
+        add("tokens", recipe.pack.model_dump() | {"seed": seed}, estimate.tokens_seconds(n_bytes))
     if recipe.tokenizer is not None and recipe.pack is not None and recipe.pretrain is not None:
         config = recipe.pretrain
         pre_upstream = upstream
         folder = run_dir / "pretrain"
-        add("pretrain", config.model_dump() | {"seed": seed}, _pretrain_seconds(config, folder, {}))
+        add("pretrain", config.model_dump() | {"seed": seed}, _pretrain_seconds(recipe, folder, {}))
         step = plan[-1]
         state = stage_state(folder)
         step.extra["base"] = (
@@ -151,18 +130,18 @@ def plan_run(recipe: Recipe, corpus_config, n_train: int | None) -> list[Planned
         ):
             step.action = "continue"
             step.reason = f"budget raised from {state['budget']} to {budget_of(config)}"
-            step.estimate_s = _pretrain_seconds(config, folder, state["budget"])
-    n = n_train or 0
+            step.estimate_s = _pretrain_seconds(recipe, folder, state["budget"])
     if recipe.classify is not None:
         c = recipe.classify
-        seconds = BASELINE_S * len(c.models)
-        if c.transformer:
-            epochs = float(c.transformer_params.get("epochs", 3))
-            seconds += (1 + c.random_init) * epochs * n * FINETUNE_S_PER_TEXT_EPOCH
+        train = list(split.train_texts) if split is not None else []
+        heldout = len(split.val_texts) + len(split.test_texts) if split is not None else 0
+        preset = recipe.pretrain.preset if recipe.pretrain else c.transformer_params.get("preset")
+        seconds = estimate.classify_seconds(c, train, preset or "tiny")
         add("classify", c.model_dump() | {"seed": seed}, seconds)
         if recipe.compress is not None:
-            add("compress", recipe.compress.model_dump() | {"seed": seed}, n * COMPRESS_S_PER_TEXT)
-        add("serving", {"serving": 1}, SERVING_S)
+            compress = recipe.compress.model_dump() | {"seed": seed}
+            add("compress", compress, estimate.compress_seconds(len(train)))
+        add("serving", {"serving": 1}, estimate.serving_seconds(heldout))
     return plan
 
 
@@ -173,8 +152,8 @@ def plan_table(plan: list[PlannedStage]):
     total = sum(p.estimate_s for p in plan)
     table = Table(
         title="lmforge run: plan",
-        caption=f"estimate ≈ {_minutes(total)} (measured rates of the default run on 2 quiet "
-        "cores, or this run's own earlier times; a busy machine takes longer)",
+        caption=f"estimate ≈ {_minutes(total)} (rates the default run measured on one thread, "
+        "fp32, or this run's own earlier times; a busy machine takes longer)",
     )
     for col in ("stage", "action", "why", "estimate"):
         table.add_column(col, justify="right" if col == "estimate" else "left")

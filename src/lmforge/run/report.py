@@ -3,7 +3,7 @@
 Each stage folder keeps its own details (the corpus has a full report of its own);
 this page opens with the outcome (the model the run serves, why, its scores beside the
 others', its size and speed beside Naive Bayes', the command that serves it) and each stage's
-wall time, then puts the headline of every stage side by side: the corpus funnel, the
+wall time and peak memory, then puts the headline of every stage side by side: the corpus funnel, the
 tokenizer, the token counts, the pretraining curves with fill-in-the-blank samples, the
 classification leaderboard and the compression table.
 """
@@ -169,11 +169,21 @@ def _outcome_section(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def _rss(value: int | None) -> str:
+    return "-" if not value else f"{value / 2**20:,.0f} MiB"
+
+
 def _timings_section(timings: list[dict]) -> list[str]:
-    rows = [[t["stage"], t["action"], f"{t['seconds']:.0f}"] for t in timings]
+    """Each stage's wall time and peak resident memory (the process and its workers)."""
+    rows = [
+        [t["stage"], t["action"], f"{t['seconds']:.0f}", _rss(t.get("peak_rss_bytes"))]
+        for t in timings
+    ]
     total = sum(t["seconds"] for t in timings)
-    rows.append(["total", "", f"{total:.0f}"])
-    return ["<h2>Stage timings</h2>", html_table(["stage", "this run", "wall s"], rows)]
+    peak = max((t.get("peak_rss_bytes") or 0 for t in timings), default=0)
+    rows.append(["total", "", f"{total:.0f}", _rss(peak)])
+    headers = ["stage", "this run", "wall s", "peak RSS"]
+    return ["<h2>Stage timings</h2>", html_table(headers, rows)]
 
 
 def render_run_report(run_dir: Path, results: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from lmforge.errors import LmforgeError
+from lmforge.run.memory import PeakRSS
 from lmforge.run.plan import PlannedStage, budget_of, plan_run, plan_table
 from lmforge.run.recipe import Recipe
 from lmforge.run.state import (
@@ -29,6 +30,7 @@ from lmforge.run.state import (
     is_ours,
     mark_stage,
     remove_stage_folder,
+    update_stage,
 )
 
 
@@ -46,13 +48,14 @@ def corpus_config(recipe: Recipe, console: Console | None = None):
     return corpus
 
 
-def _train_size(recipe: Recipe) -> int | None:
+def _classification_split(recipe: Recipe):
+    """The recipe's classification split (its sizes drive the plan's estimates), or None."""
     if recipe.classify is None:
         return None
     from lmforge.classify.data import load_classification_data
 
     c = recipe.classify
-    return len(load_classification_data(c.data, c.text_col, c.label_col, recipe.seed).train_texts)
+    return load_classification_data(c.data, c.text_col, c.label_col, recipe.seed)
 
 
 def run_recipe(
@@ -71,33 +74,49 @@ def run_recipe(
     if recipe.collect is not None:  # one incremental pass into the store the corpus reads
         console.rule("[bold]collect")
         start = time.perf_counter()
-        collected = _collect(recipe, run_dir, console)
+        with PeakRSS() as collect_peak:
+            collected = _collect(recipe, run_dir, console)
         collect_seconds = round(time.perf_counter() - start, 1)
     corpus = corpus_config(recipe, console)
     if workers is not None:
         corpus = corpus.model_copy(update={"workers": workers})
-    plan = plan_run(recipe, corpus, _train_size(recipe))
+    plan = plan_run(recipe, corpus, _classification_split(recipe))
     console.print(plan_table(plan))
 
     results: dict[str, Any] = {"timings": []}
     if collected is not None:
         results["collect"] = collected
         results["timings"].append(
-            {"stage": "collect", "action": "pass", "seconds": collect_seconds}
+            {
+                "stage": "collect",
+                "action": "pass",
+                "seconds": collect_seconds,
+                "peak_rss_bytes": collect_peak.bytes,
+            }
         )
     upstream = ""
     for step in plan:
         console.rule(f"[bold]{step.name}")
         start = time.perf_counter()
-        if step.name == "corpus":
-            upstream = _corpus(corpus, step, console, results)
-        else:
-            upstream = STAGES[step.name](recipe, step, upstream, workers, console, results)
+        with PeakRSS() as peak:  # this process and its workers, sampled while the stage runs
+            if step.name == "corpus":
+                upstream = _corpus(corpus, step, console, results)
+            else:
+                upstream = STAGES[step.name](recipe, step, upstream, workers, console, results)
         seconds = time.perf_counter() - start
         results["timings"].append(
-            {"stage": step.name, "action": step.action, "seconds": round(seconds, 1)}
+            {
+                "stage": step.name,
+                "action": step.action,
+                "seconds": round(seconds, 1),
+                "peak_rss_bytes": peak.bytes,
+            }
         )
-        console.print(f"{step.name}: {step.action} · {seconds:.0f} s")
+        if step.action != "skip":  # a skipped stage keeps the figure of the run that built it
+            update_stage(step.folder, peak_rss_bytes=peak.bytes)
+        console.print(
+            f"{step.name}: {step.action} · {seconds:.0f} s · peak RSS {peak.bytes / 2**30:.2f} GiB"
+        )
     write_run_report(run_dir, results)
     return results
 
@@ -137,7 +156,8 @@ def _corpus(corpus, step: PlannedStage, console: Console, results: dict) -> str:
         f"corpus: read {counts['read']:,}, kept {counts['kept']:,}, removed {counts['removed']:,}"
     )
     digest = results["corpus"]["output_hash"]
-    mark_stage(folder, digest, "done", seconds=results["corpus"]["timings"].get("total"))
+    if step.action != "skip":  # a skipped corpus keeps the state (time, peak RSS) it was built with
+        mark_stage(folder, digest, "done", seconds=results["corpus"].get("seconds"))
     return digest
 
 

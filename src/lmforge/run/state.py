@@ -2,8 +2,9 @@
 lmforge created (and may therefore delete).
 
 - ``<stage>/lmforge_stage.json``: the stage's fingerprint (hash of its own config and of the
-  fingerprint of the stage it reads), its status (``started`` / ``done``), its wall time and
-  whatever else the stage wants to remember for the next run (the pretraining budget).
+  fingerprint of the stage it reads), its status (``started`` / ``done``), its wall time, its
+  peak resident memory and whatever else the stage wants to remember for the next run (the
+  pretraining budget).
 - ``<stage>/.lmforge-created``: written when lmforge creates the folder. :func:`remove_stage_folder`
   refuses to delete a folder without it, so a recipe can never make lmforge delete a folder it
   did not make (a user's data next to ``runs/``, a folder a symlink points at).
@@ -47,6 +48,14 @@ def mark_stage(folder: Path, digest: str, status: str, **extra: Any) -> None:
     tmp = folder / (STAGE_FILE + ".tmp")
     tmp.write_text(json.dumps(state), encoding="utf-8")
     tmp.replace(folder / STAGE_FILE)
+
+
+def update_stage(folder: Path, **extra: Any) -> None:
+    """Add ``extra`` to a stage's recorded state (its peak memory, measured around it), keeping
+    what the stage recorded itself; a stage that recorded nothing gets nothing."""
+    state = stage_state(folder)
+    if state.get("fingerprint") and state.get("status"):
+        mark_stage(folder, state.pop("fingerprint"), state.pop("status"), **(state | extra))
 
 
 def is_ours(folder: Path) -> bool:

@@ -7,7 +7,8 @@ Two kinds:
   is its own token; English words are split into ``##`` word pieces; specials
   ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (ids 0-4); encoding adds ``[CLS] ... [SEP]``.
   The alphabet is the characters seen at least ``min_frequency`` times, capped at 3/4 of the
-  vocabulary so that room is left for word pieces; rarer characters become ``[UNK]``.
+  vocabulary so that room is left for word pieces; rarer characters become ``[UNK]``. The
+  same texts give the same vocabulary in every process (:func:`wordpiece_trainer`).
 - ``bpe`` (for the decoder): GPT-2 style byte-level BPE, no normalizer, so it is lossless and
   never produces an unknown token; specials ``<|endoftext|>`` (bos, eos, unk; id 0) and
   ``<|pad|>`` (id 1); encoding adds no specials (the training loop appends EOS).
@@ -95,14 +96,26 @@ def build_bpe() -> Tokenizer:
     return tok
 
 
-def count_characters(tok: Tokenizer, texts: Iterable[str], batch: int = 512) -> Counter:
-    """Character counts of the normalized texts, whitespace left out (batched, C-speed counting)."""
+def count_characters(
+    tok: Tokenizer, texts: Iterable[str], batch: int = 512
+) -> tuple[Counter, set[str]]:
+    """Character counts of the normalized texts, whitespace left out (batched, C-speed counting),
+    and the characters that occur inside a word after its first one (``tok``'s pre-tokenizer
+    words: these become ``##`` pieces)."""
     counts: Counter = Counter()
+    inner: set[str] = set()
     buffer: list[str] = []
 
     def flush() -> None:
         joined = "\n".join(buffer)
-        counts.update(tok.normalizer.normalize_str(joined) if tok.normalizer else joined)
+        normalized = tok.normalizer.normalize_str(joined) if tok.normalizer else joined
+        counts.update(normalized)
+        # only a run of non-space characters can hold a word of two or more (the normalizer
+        # spaced out every CJK character): pre-tokenizing just those runs is ~10x cheaper
+        runs = " ".join(w for w in normalized.split() if len(w) > 1)
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(runs):
+            if len(word) > 1:
+                inner.update(word[1:])
         buffer.clear()
 
     for text in texts:
@@ -113,7 +126,44 @@ def count_characters(tok: Tokenizer, texts: Iterable[str], batch: int = 512) -> 
         flush()
     for ch in [c for c in counts if c.isspace()]:
         del counts[ch]
-    return counts
+    return counts, inner
+
+
+def wordpiece_trainer(
+    counts: Counter, inner: set[str], vocab_size: int, min_frequency: int
+) -> tuple[trainers.WordPieceTrainer, list[str]]:
+    """A WordPiece trainer that gives the same vocabulary in every process, and the ``##``
+    pieces it holds as stand-in special tokens (:func:`drop_added_tokens` takes them out of
+    the trained tokenizer's added tokens; they stay in its vocabulary).
+
+    ``tokenizers`` (<= 0.23) is not deterministic between processes (huggingface/tokenizers
+    #1794): ``limit_alphabet`` cuts characters of equal count in hash-map order, and the ``##``
+    pieces get their ids in hash-map order, ids that break ties between merges of equal count.
+    So the alphabet is chosen here (most frequent first, ties by code point) and passed as
+    ``initial_alphabet``, and the ``##`` pieces of its characters are created up front in
+    sorted order. The pieces are the ones the trainer would create anyway: same vocabulary
+    size, same budget for merges."""
+    limit = alphabet_limit(counts, vocab_size, min_frequency)
+    alphabet = sorted(counts, key=lambda c: (-counts[c], c))[:limit]
+    pieces = sorted("##" + c for c in inner.intersection(alphabet))
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=WORDPIECE_SPECIALS + pieces,
+        limit_alphabet=limit,
+        initial_alphabet=alphabet,
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    return trainer, pieces
+
+
+def drop_added_tokens(tok: Tokenizer, contents: list[str]) -> Tokenizer:
+    """``tok`` without these added tokens (they stay in the model's vocabulary)."""
+    drop = set(contents)
+    doc = json.loads(tok.to_str())
+    doc["added_tokens"] = [t for t in doc["added_tokens"] if t["content"] not in drop]
+    return Tokenizer.from_str(json.dumps(doc))
 
 
 def alphabet_limit(char_counts: Counter, vocab_size: int, min_frequency: int) -> int:
@@ -239,19 +289,12 @@ def train_tokenizer(
         if kind == "wordpiece":
             tok = build_wordpiece(lowercase)
             task = progress.add_task("counting characters", total=total)
-            counts = count_characters(tok, _tracked(texts, progress, task))
+            counts, inner = count_characters(tok, _tracked(texts, progress, task))
             seen = next(t.completed for t in progress.tasks if t.id == task)
             progress.update(task, total=seen)
             limit = alphabet_limit(counts, vocab_size, min_frequency)
             extra = {"characters_seen": len(counts), "alphabet": limit}
-            trainer = trainers.WordPieceTrainer(
-                vocab_size=vocab_size,
-                min_frequency=min_frequency,
-                special_tokens=WORDPIECE_SPECIALS,
-                limit_alphabet=limit,
-                continuing_subword_prefix="##",
-                show_progress=False,
-            )
+            trainer, pieces = wordpiece_trainer(counts, inner, vocab_size, min_frequency)
         else:
             tok = build_bpe()
             trainer = trainers.BpeTrainer(
@@ -278,6 +321,7 @@ def train_tokenizer(
             f"no text to train the tokenizer on{f' in {trained_on}' if trained_on else ''}"
         )
     if kind == "wordpiece":
+        tok = drop_added_tokens(tok, pieces)
         cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
