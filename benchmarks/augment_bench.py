@@ -55,7 +55,7 @@ def models_for(setting: str, args) -> dict[str, object]:
     out = {m: (lambda m=m: make_model(m)) for m in args.models.split(",") if m}
     if args.textcnn and (setting != "full" or args.textcnn_full):
         out["textcnn"] = lambda: make_model("textcnn", **TEXTCNN)
-    if args.encoder:
+    if args.encoder and not args.mlm_only:
         out["encoder"] = lambda: make_model("transformer", init=str(args.encoder), **ENCODER)
     return out
 
@@ -73,6 +73,11 @@ def main() -> None:
     ap.add_argument("--textcnn", action="store_true", help="also TextCNN (few-shot)")
     ap.add_argument("--textcnn-full", action="store_true", help="TextCNN on full data too")
     ap.add_argument("--encoder", type=Path, help="MLM folder: the mlm op + fine-tuned encoder")
+    ap.add_argument(
+        "--mlm-only",
+        action="store_true",
+        help="use --encoder for the mlm op only, not as a fine-tuned model (it is the slow cell)",
+    )
     ap.add_argument("--conditions", default="", help="comma list (default: all that apply)")
     args = ap.parse_args()
 
