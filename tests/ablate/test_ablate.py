@@ -4,15 +4,18 @@ text, identical variants trained once, resume, and a report that opens with the 
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from lmforge.ablate.runner import finetuned_variants
 from lmforge.ablate.variants import default_variant_names, make_variants
 from lmforge.cli import app
 from lmforge.errors import LmforgeError
 from lmforge.run.recipe import load_recipe
+from lmforge.tokenizer.pack import load_split
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +28,8 @@ def ablate_recipe(tmp_path: Path, review_sample: list[dict], news_sample: list[s
     # the reviews hold exact copies (exact_dedup has work) and real e-mail addresses (pii has
     # work); no text here is shorter than 2 characters, so without that length step the
     # documents are the same (only their length scores differ) and that variant is not retrained
-    records = review_sample + [{"text": t} for t in news_sample]
+    # each news paragraph twice, under another line: raw keeps copies of full's held-out text
+    records = review_sample + [{"text": t} for t in news_sample] * 2
     data = tmp_path / "docs.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
     labelled = tmp_path / "reviews.jsonl"
@@ -75,7 +79,17 @@ def test_variant_names_cover_raw_full_and_each_step(ablate_recipe: Path):
         make_variants(corpus, ["raw"])
 
 
-@pytest.mark.slow  # ~70 s of CPU: three pretraining runs and four fine-tunes
+def test_finetuned_variants_default_to_all_trained_and_always_include_full():
+    chosen = ["full", "raw", "no-length", "no-pii", "no-exact_dedup"]
+    same_as = {"no-length": "full"}
+    assert finetuned_variants(None, chosen, same_as) == ["full", "raw", "no-pii", "no-exact_dedup"]
+    assert finetuned_variants(["no-pii"], chosen, same_as) == ["full", "no-pii"]
+    assert finetuned_variants(["no-length", "raw"], chosen, same_as) == ["full", "raw"]
+    with pytest.raises(LmforgeError, match="no-badwords not among the variants"):
+        finetuned_variants(["no-badwords"], chosen, {})
+
+
+@pytest.mark.slow  # ~2 min of CPU: pretraining three variants twice, seven fine-tunes
 def test_ablate_trains_each_distinct_variant_once_on_shared_heldout_text(ablate_recipe: Path):
     result = CliRunner().invoke(app, ["ablate", str(ablate_recipe)])
     assert result.exit_code == 0, result.output
@@ -91,12 +105,19 @@ def test_ablate_trains_each_distinct_variant_once_on_shared_heldout_text(ablate_
     assert set(results["pretrained"]) == {"full", "raw", "no-exact_dedup"}
     assert not (out / "pretrain" / "no-length").exists()
 
-    # one tokenizer; every variant is measured on the full variant's validation documents
+    # one tokenizer; every variant is measured on the full variant's validation documents, and
+    # trains on none of them (raw keeps copies of some under other ids: those are left out)
     full_val = json.loads((out / "tokens" / "full" / "manifest.json").read_text())["splits"]
+    [(val_tokens, val_offsets)] = load_split(out / "tokens" / "full", "validation")
+    held_out = {tuple(val_tokens[a:b].tolist()) for a, b in pairwise(val_offsets.tolist())}
     for name in ("raw", "no-exact_dedup"):
         tokens = json.loads((out / "tokens" / name / "manifest.json").read_text())
         assert tokens["splits"]["validation"] == full_val["validation"]
         assert tokens["splits"]["train"]["tokens"] > full_val["train"]["tokens"]
+        assert tokens["excluded_train_documents"] > 0
+        [(train_tokens, offsets)] = load_split(out / "tokens" / name, "train")
+        trained = {tuple(train_tokens[a:b].tolist()) for a, b in pairwise(offsets.tolist())}
+        assert not trained & held_out, name
     for name, manifest in results["pretrained"].items():
         assert manifest["steps"] == 3, name
         assert manifest["final_val_loss"] is not None
@@ -117,3 +138,13 @@ def test_ablate_trains_each_distinct_variant_once_on_shared_heldout_text(ablate_
     assert again.exit_code == 0, again.output
     assert (out / "pretrain" / "raw" / "manifest.json").stat().st_mtime_ns == before
     assert "fine-tuning" not in again.output
+
+    # another budget is another encoder: pretrained again and fine-tuned again (a result of the
+    # old encoder must not be reused); random init does not depend on the budget
+    more = CliRunner().invoke(app, ["ablate", str(ablate_recipe), "--max-steps", "4"])
+    assert more.exit_code == 0, more.output
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert {m["steps"] for m in results["pretrained"].values()} == {4}
+    for name in ("full", "raw", "no-exact_dedup"):
+        assert f"fine-tuning from {name}" in more.output
+    assert "fine-tuning from random init" not in more.output

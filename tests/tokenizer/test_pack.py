@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from lmforge.errors import LmforgeError
-from lmforge.tokenizer.corpus_reader import validation_mask
+from lmforge.tokenizer.corpus_reader import heldout_text_digests, validation_mask
 from lmforge.tokenizer.pack import SplitWriter, load_split, pack_corpus, token_dtype
 
 EMPTY = [("empty-1", ""), ("empty-2", "   \n "), ("empty-3", None)]
@@ -98,6 +98,45 @@ def test_split_is_deterministic_and_order_independent(
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "tokens" / name).read_bytes()
     pack_corpus(corpus, wordpiece_dir, tmp_path / "other", val_fraction=0.2, seed=4)
     assert validation_docs(tmp_path / "other") != validation_docs(out)
+
+
+def test_exclude_train_keeps_copies_of_heldout_text_out(tmp_path, docs, wordpiece_dir, make_corpus):
+    # a deduplicated corpus and one that keeps copies of its documents under other ids (what an
+    # ablation's raw / no-dedup variants hold): packed with the first's held-out texts excluded,
+    # the second trains on none of them, and the copies left out are counted
+    clean = make_corpus(tmp_path / "clean", docs, per_shard=300)
+    heldout = [t for _, t in split_docs(docs, 0.2, 3, "validation") if t and t.strip()]
+    copies = [(f"copy-{i}", t) for i, t in enumerate(heldout)]
+    dup = make_corpus(tmp_path / "dup", docs + copies, per_shard=300)
+    copies_in_train = int((~validation_mask([c[0] for c in copies], 0.2, 3)).sum())
+    assert copies_in_train > 0
+    # the real reviews repeat themselves too: some of those copies sit in the train split already
+    in_train = ~validation_mask([d[0] for d in docs + copies], 0.2, 3)
+    held = set(heldout)
+    expected = sum(
+        1 for (_, t), tr in zip(docs + copies, in_train, strict=True) if tr and t in held
+    )
+    assert expected > copies_in_train
+
+    def train_docs(folder):
+        [(tokens, offsets)] = load_split(folder, "train")
+        return {tuple(tokens[a:b].tolist()) for a, b in zip(offsets[:-1], offsets[1:], strict=True)}
+
+    tok = AutoTokenizer.from_pretrained(wordpiece_dir)
+    heldout_ids = {tuple(tok(t, add_special_tokens=False)["input_ids"]) for t in heldout}
+    plain = pack_corpus(dup, wordpiece_dir, tmp_path / "plain", val_fraction=0.2, seed=3)
+    assert plain["excluded_train_documents"] == 0
+    assert train_docs(tmp_path / "plain") & heldout_ids  # the leak, without the exclusion
+
+    digests = heldout_text_digests(clean, 0.2, 3)
+    assert len(digests) == len(set(heldout))
+    kept = pack_corpus(
+        dup, wordpiece_dir, tmp_path / "kept", val_fraction=0.2, seed=3, exclude_train=digests
+    )
+    assert not train_docs(tmp_path / "kept") & heldout_ids
+    assert kept["excluded_train_documents"] == expected
+    assert kept["splits"]["train"]["documents"] + expected == plain["splits"]["train"]["documents"]
+    assert kept["splits"]["validation"] == plain["splits"]["validation"]
 
 
 def test_small_shards_keep_documents_whole(tmp_path, packed, wordpiece_dir):

@@ -10,6 +10,12 @@ from pydantic import BaseModel, Field
 class AblateFinetune(BaseModel, extra="forbid"):
     """Downstream evaluation of every variant's encoder on the recipe's classification split."""
 
+    variants: list[str] | None = Field(
+        None,
+        description="the variants fine-tuned besides full (default: every trained one); the "
+        "others get the held-out measures only. Fine-tuning is the expensive part: name the "
+        "variants whose data differs most. Random init is always fine-tuned, for scale.",
+    )
     full_data: bool = Field(True, description="fine-tune on the whole train split (one seed)")
     few_shot: int = Field(64, ge=0, description="examples per class for the few-shot runs; 0: off")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)

@@ -182,6 +182,7 @@ def run_ablation(
     out = recipe.run_dir() / "ablation"
     out.mkdir(parents=True, exist_ok=True)
     chosen = _order_full_first(make_variants(recipe.corpus, variants or config.variants))
+    finetuned_variants(config.finetune.variants, [v.name for v in chosen], {})  # fail early
     console.print(
         f"ablation of {len(chosen)} corpus variants ({', '.join(v.name for v in chosen)}); "
         f"pretraining {pre.objective} {pre.preset}, budget "
@@ -207,6 +208,7 @@ def run_ablation(
         console.print(f"{name}: same corpus as {other}, trained once")
 
     # 2. one tokenizer, trained on the full variant
+    from lmforge.tokenizer.corpus_reader import heldout_text_digests
     from lmforge.tokenizer.pack import pack_corpus
     from lmforge.tokenizer.train import train_from_corpus
 
@@ -229,18 +231,29 @@ def run_ablation(
         )
         mark_stage(tok_dir, tok_digest, "done")
 
-    # 3. tokens: each variant's train split, full's validation split for everyone
+    # 3. tokens: each variant's train split, full's validation split for everyone. A variant
+    #    that keeps copies of a document under other ids (no dedup) would train on full's
+    #    held-out text and show a held-out loss it did not earn: its train split leaves out
+    #    every document whose text is one of full's validation texts.
     pack_key = recipe.pack.model_dump() | {"seed": recipe.seed, "tokenizer": tok_digest}
     token_digest: dict[str, str] = {}
+    heldout_texts: set[int] | None = None
     for name in distinct:  # FULL comes first
         folder = out / "tokens" / name
-        digest = fingerprint(pack_key | {"validation_from": hashes[FULL]}, hashes[name])
+        key = pack_key | {"validation_from": hashes[FULL]}
+        if name != FULL:
+            key["exclude_heldout_copies"] = True
+        digest = fingerprint(key, hashes[name])
         token_digest[name] = digest
         if _done(folder, digest):
             continue
         console.rule(f"[bold]tokens: {name}")
         remove_stage_folder(folder, recipe.run_dir())
         create_stage_folder(folder)
+        if name != FULL and heldout_texts is None:
+            heldout_texts = heldout_text_digests(
+                out / "corpora" / FULL, recipe.pack.val_fraction, recipe.seed
+            )
         pack_corpus(
             out / "corpora" / name,
             tok_dir,
@@ -250,6 +263,7 @@ def run_ablation(
             workers=workers,
             shard_tokens=recipe.pack.shard_tokens,
             show_progress=True,
+            exclude_train=heldout_texts if name != FULL else None,
         )
         if name != FULL:
             share_validation(folder, out / "tokens" / FULL)
@@ -258,9 +272,11 @@ def run_ablation(
     # 4. the same pretraining on each
     options = pre.model_dump(exclude={"snapshot_steps"})
     jobs = []
+    pretrain_digest: dict[str, str] = {}
     for name in distinct:
         folder = out / "pretrain" / name
         digest = fingerprint(options | {"seed": recipe.seed}, token_digest[name])
+        pretrain_digest[name] = digest
         if not _done(folder, digest):
             jobs.append(
                 {
@@ -284,7 +300,11 @@ def run_ablation(
     # 5. downstream, from each variant's encoder (and from random init, for scale)
     downstream: dict[str, dict] = {}
     if recipe.classify is not None and pre.objective == "mlm":
-        downstream = _downstream(recipe, config, out, distinct, token_digest, console)
+        # random init depends on the architecture and the tokenizer, not on the budget
+        scratch = fingerprint({"preset": pre.preset}, token_digest[FULL])
+        upstream = pretrain_digest | {RANDOM_INIT: scratch}
+        tuned = finetuned_variants(config.finetune.variants, [v.name for v in chosen], same_as)
+        downstream = _downstream(recipe, config, out, tuned, upstream, console)
 
     results = {
         "recipe": recipe.name,
@@ -315,6 +335,24 @@ def run_ablation(
     return results
 
 
+def finetuned_variants(
+    requested: list[str] | None, chosen: list[str], same_as: dict[str, str]
+) -> list[str]:
+    """The trained variants to fine-tune, in ``chosen`` order: ``full`` and ``requested`` (a
+    variant that came out identical to another stands for that one), or every trained variant."""
+    trained = [n for n in chosen if n not in same_as]
+    if requested is None:
+        return trained
+    unknown = [n for n in requested if n not in chosen]
+    if unknown:
+        raise LmforgeError(
+            f"ablate.finetune.variants: {', '.join(unknown)} not among the variants "
+            f"({', '.join(chosen)})"
+        )
+    wanted = {same_as.get(n, n) for n in requested} | {FULL}  # the Δ columns need full
+    return [n for n in trained if n in wanted]
+
+
 def _chars(corpus_dir: Path) -> int:
     stats = json.loads((corpus_dir / "stats.json").read_text(encoding="utf-8"))
     return int(stats["chars"]["kept"])
@@ -341,7 +379,10 @@ def _run_pretraining(jobs: list[dict], parallel: int, console: Console) -> None:
             console.print(f"pretrain {job['name']}: val loss {manifest['final_val_loss']}")
 
 
-def _downstream(recipe, config, out, distinct, token_digest, console) -> dict[str, dict]:
+def _downstream(recipe, config, out, distinct, upstream, console) -> dict[str, dict]:
+    """Fine-tune from each variant's encoder and from random init. A saved result is reused
+    only for the same encoder: ``upstream`` holds each one's pretraining digest (budget, options,
+    tokens), so a new budget fine-tunes again."""
     from lmforge.classify.data import load_classification_data
     from lmforge.classify.leakage import check_leakage
     from lmforge.run.state import fingerprint
@@ -349,17 +390,15 @@ def _downstream(recipe, config, out, distinct, token_digest, console) -> dict[st
     cls = recipe.classify
     data = load_classification_data(cls.data, cls.text_col, cls.label_col, recipe.seed)
     base = dict(cls.transformer_params)
-    key = config.finetune.model_dump() | {"base": base, "seed": recipe.seed}
+    key = config.finetune.model_dump(exclude={"variants"}) | {"base": base, "seed": recipe.seed}
     results: dict[str, dict] = {}
-    entries = [
-        (name, {"init": str(out / "pretrain" / name)}, token_digest[name]) for name in distinct
-    ]
+    entries = [(name, {"init": str(out / "pretrain" / name)}, upstream[name]) for name in distinct]
     reference = out / "pretrain" / FULL  # same architecture and tokenizer, fresh weights
     scratch = {"init": "none", "tokenizer": str(reference), "config_from": str(reference)}
-    entries.append((RANDOM_INIT, scratch, "random"))
-    for name, init, upstream in entries:
+    entries.append((RANDOM_INIT, scratch, upstream[RANDOM_INIT]))
+    for name, init, encoder in entries:
         path = out / "downstream" / f"{name.replace(' ', '_')}.json"
-        digest = fingerprint(key, upstream + json.dumps(init, sort_keys=True))
+        digest = fingerprint(key, encoder + json.dumps(init, sort_keys=True))
         if path.is_file():
             saved = json.loads(path.read_text(encoding="utf-8"))
             if saved.get("fingerprint") == digest:

@@ -77,3 +77,23 @@ def validation_mask(ids: list[str], val_fraction: float, seed: int) -> np.ndarra
     )
     threshold = np.uint64(min(int(val_fraction * 2**64), 2**64 - 1))
     return hashes < threshold
+
+
+def text_digest(text: str) -> int:
+    """xxh64 of a document's text: what :func:`heldout_text_digests` and ``pack_corpus``'s
+    ``exclude_train`` compare."""
+    return xxhash.xxh64_intdigest(text.encode("utf-8"))
+
+
+def heldout_text_digests(corpus_dir: str | Path, val_fraction: float, seed: int) -> set[int]:
+    """:func:`text_digest` of every document of ``corpus_dir`` that goes to validation.
+
+    A corpus that keeps copies of a document under other ids (one that was not deduplicated)
+    would otherwise train on another corpus's held-out text: pass this set as ``pack_corpus``'s
+    ``exclude_train`` to keep those copies out of its train split.
+    """
+    digests: set[int] = set()
+    for ids, texts in iter_batches(corpus_shards(corpus_dir)):
+        mask = validation_mask(ids, val_fraction, seed)
+        digests.update(text_digest(texts[i]) for i in np.flatnonzero(mask))
+    return digests

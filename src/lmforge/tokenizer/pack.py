@@ -46,6 +46,7 @@ from lmforge.tokenizer.corpus_reader import (
     corpus_shards,
     count_documents,
     iter_batches,
+    text_digest,
     validation_mask,
 )
 from lmforge.tokenizer.folder import (
@@ -214,6 +215,7 @@ def pack_corpus(
     *,
     batch_size: int = 4096,
     show_progress: bool = False,
+    exclude_train: set[int] | None = None,
 ) -> dict:
     """Tokenize a built corpus into train/validation token shards; returns the manifest.
 
@@ -222,6 +224,10 @@ def pack_corpus(
 
     ``workers``: None or more than 1 uses the tokenizer's Rust thread pool (all cores, or
     ``RAYON_NUM_THREADS``); 1 encodes on one thread.
+
+    ``exclude_train``: text digests (``corpus_reader.heldout_text_digests``) of documents held
+    out elsewhere; a train document with one of these texts is left out and counted
+    (``excluded_train_documents``).
     """
     start = time.perf_counter()
     corpus_dir, tokenizer_dir, out_dir = Path(corpus_dir), Path(tokenizer_dir), Path(out_dir)
@@ -242,6 +248,7 @@ def pack_corpus(
     encode = BatchEncoder(tokenizer)
     writers = {s: SplitWriter(out_dir, s, dtype, shard_tokens) for s in SPLITS}
     encode_seconds = 0.0
+    excluded_train = 0
     progress = Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -256,10 +263,17 @@ def pack_corpus(
         task = progress.add_task("packing documents", total=total_documents, rate="")
         for ids, texts in iter_batches(shards, batch_size):
             in_validation = validation_mask(ids, val_fraction, seed)
+            in_train = ~in_validation
+            if exclude_train:
+                excluded = np.fromiter(
+                    (text_digest(t) in exclude_train for t in texts), dtype=bool, count=len(texts)
+                )
+                excluded_train += int((excluded & in_train).sum())
+                in_train &= ~excluded
             t0 = time.perf_counter()
             token_lists = encode(texts)
             encode_seconds += time.perf_counter() - t0
-            for split, selected in (("train", ~in_validation), ("validation", in_validation)):
+            for split, selected in (("train", in_train), ("validation", in_validation)):
                 writers[split].add([token_lists[i] for i in np.flatnonzero(selected)])
             done = sum(w.tokens + w.buffered for w in writers.values())
             elapsed = time.perf_counter() - loop_start
@@ -282,6 +296,7 @@ def pack_corpus(
         "val_fraction": val_fraction,
         "shard_tokens": shard_tokens,
         "documents": total_documents,
+        "excluded_train_documents": excluded_train,
         "tokens": tokens,
         "tokens_per_second": round(tokens / loop_seconds, 1) if loop_seconds else 0.0,
         "encode_tokens_per_second": round(tokens / encode_seconds, 1) if encode_seconds else 0.0,
