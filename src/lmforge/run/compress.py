@@ -29,7 +29,8 @@ def compress_for_run(
 
     Returns ``{"manifest", "rows", "headline"}``; ``rows`` are :func:`lmforge.compress.bench.bench`
     rows (the fine-tuned encoder via the transformers pipeline — ``encoder_dir``, else the teacher
-    when it is a transformer —, the teacher via the Predictor, student fp32, student int8 ONNX)
+    when it is a transformer —, the encoder via the Predictor when it is the teacher, student
+    fp32, student int8 ONNX)
     with ratios against the first row; the headline compares the int8 ONNX student with that
     baseline. Also written to ``OUT/bench.json``.
     """
@@ -47,7 +48,10 @@ def compress_for_run(
         targets.append(bench_mod.PIPELINE_PREFIX + str(encoder_dir))
     elif read_model_meta(source).get("model_type") == "transformer":
         targets.append(bench_mod.PIPELINE_PREFIX + source)
-    targets += [source, by_kind["distill"]["dir"], by_kind["onnx-int8"]["dir"]]
+    if encoder_dir is None or Path(source).resolve() == Path(encoder_dir).resolve():
+        targets.append(source)  # the encoder through our Predictor
+    # (an ensemble teacher is not benched here: it is what the serving stage benches, beside NB)
+    targets += [by_kind["distill"]["dir"], by_kind["onnx-int8"]["dir"]]
     texts, labels = bench_mod.test_split(data, seed)
     rows = bench_mod.bench(targets, texts, labels, threads=threads, latency_n=latency_n)
     bench_mod.add_ratios(rows, targets[0])
