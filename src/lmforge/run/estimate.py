@@ -2,8 +2,8 @@
 
 Every estimate is the stage's work — input bytes, training tokens, fine-tuning epochs x review
 lengths, texts to distil and bench — divided by the rate the default run reached on a measured
-machine (docs/benchmarks.md, 2026-12-02: a fresh clone on a 2-core Xeon *without* AMX, run on
-ONE thread, fp32). Training stages scale by the model's FLOPs per token
+machine (docs/benchmarks.md, 2026-12-02: a fresh clone on a quiet 2-core Xeon *without* AMX,
+fp32). Training stages scale by the model's FLOPs per token
 (:func:`lmforge.pretrain.hardware.train_flops_per_token`) against the ``tiny`` preset they were
 measured on. A stage that already ran on this machine knows better: :mod:`.plan` then takes its
 recorded time, and pretraining its measured tokens/s. Estimates, not promises: two quiet cores
@@ -15,23 +15,23 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-# --- the measured default run (docs/benchmarks.md, "The default `lmforge run`, 2026-12-02") ---
+# --- the measured default run (docs/benchmarks.md, "The default `lmforge run` on 2 quiet cores") ---
 # corpus: the built-in reviews + People's Daily, 17.54 MB of input files, through every step
 INPUT_BYTES = 17_541_489
-CORPUS_BYTES_PER_S = INPUT_BYTES / 11.0
-TOKENIZER_BYTES_PER_S = INPUT_BYTES / 6.3  # WordPiece, 8k vocabulary, on the 31.7k kept documents
-TOKENS_BYTES_PER_S = INPUT_BYTES / 6.0  # packing 2.74 M tokens into shards
-# pretraining: the tiny MLM, 3.0 M real tokens in 825 s (688 steps of 64 x 128 positions)
-PRETRAIN_REAL_TOKENS_PER_S = 3_000_000 / 825.0
+CORPUS_BYTES_PER_S = INPUT_BYTES / 8.0
+TOKENIZER_BYTES_PER_S = INPUT_BYTES / 5.0  # WordPiece, 8k vocabulary, on the 31.7k kept documents
+TOKENS_BYTES_PER_S = INPUT_BYTES / 2.5  # packing 2.74 M tokens into shards
+# pretraining: the tiny MLM, 3.0 M real tokens in 436 s (688 steps of 64 x 128 positions)
+PRETRAIN_REAL_TOKENS_PER_S = 3_000_000 / 436.0
 REAL_TOKENS_PER_POSITION = 3_000_324 / (688 * 64 * 128)  # padding and short documents
-# classify: NB, LinearSVC, LR and DT on 13,889 reviews, plus the ensemble: 63 s
-BASELINE_S_PER_TEXT = 63.0 / (4 * 13_889)
+# classify: NB, LinearSVC, LR and DT on 13,889 reviews, the leakage guard and the ensemble: 53 s
+BASELINE_S_PER_TEXT = 53.0 / (4 * 13_889)
 # fine-tuning the tiny encoder: 2 epochs over 13,889 reviews, 856,302 tokens each (cut at 128)
-FINETUNE_TOKENS_PER_S = 2 * 856_302 / 457.0
-# compress: teacher logits, TextCNN student, int8 ONNX, bench beside the teacher: 283 s
-COMPRESS_S_PER_TEXT = 283.0 / 13_889
-# serving: every candidate scored on validation, the chosen one benched on test beside NB: 23 s
-SERVING_S_PER_TEXT = 23.0 / (1_737 + 1_737)
+FINETUNE_TOKENS_PER_S = 2 * 856_302 / 255.0
+# compress: teacher logits, TextCNN student, int8 ONNX, bench beside the encoder's pipeline: 177 s
+COMPRESS_S_PER_TEXT = 177.0 / 13_889
+# serving: every candidate scored on validation, the chosen one benched on test beside NB: 36 s
+SERVING_S_PER_TEXT = 36.0 / (1_737 + 1_737)
 REFERENCE = {"objective": "mlm", "preset": "tiny", "vocab_size": 8000, "seq_len": 128}
 
 

@@ -152,8 +152,8 @@ def plan_table(plan: list[PlannedStage]):
     total = sum(p.estimate_s for p in plan)
     table = Table(
         title="lmforge run: plan",
-        caption=f"estimate ≈ {_minutes(total)} (rates the default run measured on one thread, "
-        "fp32, or this run's own earlier times; a busy machine takes longer)",
+        caption=f"estimate ≈ {_minutes(total)} (rates the default run measured on 2 quiet cores "
+        "without AMX, fp32, or this run's own earlier times; a busy machine takes longer)",
     )
     for col in ("stage", "action", "why", "estimate"):
         table.add_column(col, justify="right" if col == "estimate" else "left")
