@@ -154,5 +154,5 @@ def test_ablate_trains_each_distinct_variant_once_on_shared_heldout_text(ablate_
 def _finetuned(output: str) -> set[str]:
     """Variants whose fine-tuning result the command printed (``<name>: full data macro-F1 ...``
     or ``<name>: 8/class ...``); rich's status line ("fine-tuning from ...") is not in captured
-    output, so it cannot tell."""
-    return set(re.findall(r"^([\w# -]+): (?:full data macro-F1|\d+/class)", output, re.M))
+    output, so it cannot tell; a result may follow a progress bar on the same line)."""
+    return set(re.findall(r"([\w#-]+(?: init)?): (?:full data macro-F1|\d+/class)", output))

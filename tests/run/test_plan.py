@@ -47,7 +47,9 @@ def test_estimates_follow_the_work_the_recipe_asks_for(tmp_path: Path, default_s
     c = base.classify
     more = base.model_copy(
         update={
-            "pretrain": base.pretrain.model_copy(update={"max_tokens": 6_000_000}),
+            "pretrain": base.pretrain.model_copy(
+                update={"max_tokens": 2 * base.pretrain.max_tokens}
+            ),
             "classify": c.model_copy(
                 update={"transformer_params": c.transformer_params | {"epochs": 4}}
             ),
