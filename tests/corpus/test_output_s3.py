@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,6 +14,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from _helpers import free_port
 from lmforge.corpus.config import CorpusConfig
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.pipeline import build_corpus
@@ -31,12 +31,6 @@ def make_config(inputs: Path) -> CorpusConfig:
         steps=STEPS,
         output={"formats": ["parquet", "jsonl"]},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
