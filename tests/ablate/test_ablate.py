@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lmforge.ablate.runner import finetuned_variants
+from lmforge.ablate.report import difference, verdict
+from lmforge.ablate.runner import combine_downstream, combine_pretrained, finetuned_variants
 from lmforge.ablate.variants import default_variant_names, make_variants
 from lmforge.cli import app
 from lmforge.errors import LmforgeError
@@ -57,6 +58,7 @@ classify:
 ablate:
   variants: [raw, full, no-exact_dedup, no-length]
   pretrain: {{max_steps: 3}}
+  pretrain_seeds: [0, 1]
   finetune:
     few_shot: 8
     seeds: [0, 1]
@@ -105,6 +107,11 @@ def test_ablate_trains_each_distinct_variant_once_on_shared_heldout_text(ablate_
     assert by_name["raw"]["same_as"] is None
     assert set(results["pretrained"]) == {"full", "raw", "no-exact_dedup"}
     assert not (out / "pretrain" / "no-length").exists()
+    # two pretraining seeds: a second replicate of every trained variant, averaged in the table
+    assert results["pretrain_seeds"] == [0, 1]
+    for name in ("full", "raw", "no-exact_dedup"):
+        assert (out / "pretrain" / f"{name}-seed1" / "manifest.json").is_file()
+        assert set(results["pretrained"][name]["replicates"]) == {"0", "1"}
 
     # one tokenizer; every variant is measured on the full variant's validation documents, and
     # trains on none of them (raw keeps copies of some under other ids: those are left out)
@@ -125,9 +132,10 @@ def test_ablate_trains_each_distinct_variant_once_on_shared_heldout_text(ablate_
 
     # downstream from every trained variant and from random init, full data and few-shot
     assert set(results["downstream"]) == {"full", "raw", "no-exact_dedup", "random init"}
-    for row in results["downstream"].values():
-        assert 0.0 <= row["full"]["macro_f1"] <= 1.0
-        assert len(row["few_shot"]["scores"]) == 2
+    for row in results["downstream"].values():  # 2 replicates x (1 full-data run, 2 samples)
+        assert len(row["full"]["scores"]) == 2
+        assert all(0.0 <= f1 <= 1.0 for f1 in row["full"]["scores"])
+        assert len(row["few_shot"]["scores"]) == 4
 
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.index("Outcome") < page.index("Variants") < page.index("What each step removed")
@@ -149,6 +157,40 @@ def test_ablate_trains_each_distinct_variant_once_on_shared_heldout_text(ablate_
     for name in ("full", "raw", "no-exact_dedup"):
         assert name in _finetuned(more.output)
     assert "random init" not in _finetuned(more.output)
+
+
+def test_replicates_are_averaged_and_their_spread_is_the_noise():
+    manifests = {
+        0: {"final_val_loss": 6.0, "final_val_acc": 0.10, "steps": 30, "tokens_seen": 100},
+        1: {"final_val_loss": 6.2, "final_val_acc": 0.12, "steps": 31, "tokens_seen": 104},
+    }
+    pre = combine_pretrained(manifests, ["full", "full-seed1"])
+    assert pre["final_val_loss"] == pytest.approx(6.1)
+    assert pre["final_val_loss_std"] == pytest.approx(0.1)
+    assert pre["final_val_acc"] == pytest.approx(0.11)
+    assert pre["replicates"]["1"]["steps"] == 31 and pre["folders"] == ["full", "full-seed1"]
+
+    def run(full: float, few: list[float]) -> dict:
+        return {
+            "test_n": 1737,
+            "full": {"macro_f1": full, "val_macro_f1": full, "accuracy": full, "train_s": 1.0},
+            "few_shot": {"n_per_class": 64, "seeds": [0, 1], "scores": few, "mean": 0, "std": 0},
+        }
+
+    full = combine_downstream([run(0.80, [0.6, 0.7]), run(0.84, [0.5, 0.6])])
+    assert full["full"]["macro_f1"] == pytest.approx(0.82)
+    assert full["full"]["std"] == pytest.approx(0.02)
+    assert full["few_shot"]["scores"] == [0.6, 0.7, 0.5, 0.6]
+    assert full["few_shot"]["mean"] == pytest.approx(0.6)
+    assert combine_downstream([run(0.8, [0.6])]) == run(0.8, [0.6])  # one replicate: as is
+
+    # replicates that disagree by 8 points make a 3-point gap noise; the test set alone would
+    # call 3 points real (two binomial standard errors on 1,737 texts ≈ 2.6 points)
+    wide = combine_downstream([run(0.81, [0.6]), run(0.89, [0.6])])
+    tight = combine_downstream([run(0.88, [0.6]), run(0.88, [0.6])])
+    assert verdict(difference(tight, wide, "full")) == "+3.0 (noise)"
+    narrow = combine_downstream([run(0.849, [0.6]), run(0.851, [0.6])])
+    assert verdict(difference(tight, narrow, "full")) == "+3.0"
 
 
 def _finetuned(output: str) -> set[str]:

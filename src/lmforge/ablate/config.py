@@ -43,9 +43,18 @@ class AblateConfig(BaseModel, extra="forbid"):
     Default: raw, full, and one leave-one-out variant per step of the recipe except ``normalize``.
     ``pretrain``: overrides of the recipe's ``pretrain`` section for every variant (give a token or
     step budget: a budget in minutes would make the variants depend on the machine's load).
+    ``pretrain_seeds``: replicates of every variant (and of random init).
     """
 
     variants: list[str] | None = None
     pretrain: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 300})
     finetune: AblateFinetune = Field(default_factory=AblateFinetune)
+    pretrain_seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="pretraining seeds (default: the recipe's seed). Each seed is one replicate "
+        "of every variant: its own initial weights, data order and masking, and the same seed "
+        "for its fine-tuning runs. With two or more, every figure is a mean over replicates and "
+        "their spread is the noise a data choice has to beat",
+    )
     parallel: int = Field(1, ge=1, description="variants pretrained at once (cores are split)")

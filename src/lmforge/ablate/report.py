@@ -17,19 +17,28 @@ from lmforge.report_html import html_page, html_table, png_img, pyplot
 def difference(result: dict, reference: dict, kind: str) -> tuple[float, float] | None:
     """(variant − reference, its standard error) for ``kind`` = full | few_shot, or None.
 
-    Full data: one run each on the same test set, so the binomial std of a macro-F1 near p on n
-    texts, √(2·p(1−p)/n), is the scale. Few-shot: the seeds' spread, √(s₁²/k + s₂²/k).
+    Full data: the binomial std of a macro-F1 near p on n test texts, √(2·p(1−p)/n) (one run
+    each on the same test set); with pretraining replicates, the larger of that and the
+    replicates' spread, √(s₁²/k₁ + s₂²/k₂) (averaging replicates does not shrink the test set's
+    own noise). Few-shot: the pooled runs' spread, √(s₁²/k₁ + s₂²/k₂).
     """
     if kind not in result or kind not in reference:
         return None
     if kind == "full":
-        a, b = result["full"]["macro_f1"], reference["full"]["macro_f1"]
+        fa, fb = result["full"], reference["full"]
+        a, b = fa["macro_f1"], fb["macro_f1"]
         n = result.get("test_n") or reference.get("test_n") or 1
         p = (a + b) / 2
-        return a - b, math.sqrt(2 * p * (1 - p) / n)
+        se = math.sqrt(2 * p * (1 - p) / n)
+        if len(fa.get("scores", ())) > 1 and len(fb.get("scores", ())) > 1:
+            spread = math.sqrt(
+                fa["std"] ** 2 / len(fa["scores"]) + fb["std"] ** 2 / len(fb["scores"])
+            )
+            se = max(se, spread)
+        return a - b, se
     fa, fb = result["few_shot"], reference["few_shot"]
-    k = max(1, len(fa["scores"]))
-    return fa["mean"] - fb["mean"], math.sqrt(fa["std"] ** 2 / k + fb["std"] ** 2 / k)
+    ka, kb = max(1, len(fa["scores"])), max(1, len(fb["scores"]))
+    return fa["mean"] - fb["mean"], math.sqrt(fa["std"] ** 2 / ka + fb["std"] ** 2 / kb)
 
 
 def verdict(diff: tuple[float, float] | None) -> str:
@@ -132,9 +141,9 @@ def _table(results: dict) -> str:
                 f"{v['counts']['kept']:,}",
                 f"{v['chars']:,}",
                 f"{m.get('tokens_seen', 0):,}",
-                _fmt(m.get("final_val_loss")),
-                _fmt(m.get("final_val_acc")),
-                _fmt(d.get("full", {}).get("macro_f1")),
+                _fmt(m.get("final_val_loss"), m.get("final_val_loss_std")),
+                _fmt(m.get("final_val_acc"), m.get("final_val_acc_std")),
+                _fmt(d.get("full", {}).get("macro_f1"), d.get("full", {}).get("std")),
                 verdict(difference(d, ref, "full")) if name != FULL else "",
                 f"{fs['mean']:.4f} ± {fs['std']:.4f}" if fs else "",
                 verdict(difference(d, ref, "few_shot")) if name != FULL else "",
@@ -145,15 +154,19 @@ def _table(results: dict) -> str:
         fs = d.get("few_shot")
         rows.append(
             [RANDOM_INIT, "no pretraining", "", "", "", "", ""]
-            + [_fmt(d.get("full", {}).get("macro_f1")), verdict(difference(d, ref, "full"))]
+            + [_fmt(d.get("full", {}).get("macro_f1"), d.get("full", {}).get("std"))]
+            + [verdict(difference(d, ref, "full"))]
             + [f"{fs['mean']:.4f} ± {fs['std']:.4f}" if fs else ""]
             + [verdict(difference(d, ref, "few_shot"))]
         )
     return html_table(headers, rows)
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) else ""
+def _fmt(value: Any, std: float | None = None) -> str:
+    """``0.1234``, or ``0.1234 ± 0.0012`` over replicates."""
+    if not isinstance(value, (int, float)):
+        return ""
+    return f"{value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
 
 
 def _loss_curves(out: Path, results: dict) -> str:
@@ -161,10 +174,19 @@ def _loss_curves(out: Path, results: dict) -> str:
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name in results["pretrained"]:
-        rows = [r for r in read_log(out / "pretrain" / name) if r.get("val_loss") is not None]
-        if rows:
-            ax.plot([r["tokens"] for r in rows], [r["val_loss"] for r in rows], label=name)
+    for i, (name, manifest) in enumerate(results["pretrained"].items()):
+        color = f"C{i % 10}"  # one colour per variant; its further replicates dashed
+        for k, folder in enumerate(manifest.get("folders", [name])):
+            rows = [r for r in read_log(out / "pretrain" / folder) if r.get("val_loss") is not None]
+            if rows:
+                ax.plot(
+                    [r["tokens"] for r in rows],
+                    [r["val_loss"] for r in rows],
+                    color=color,
+                    ls="-" if k == 0 else "--",
+                    lw=1.2,
+                    label=name if k == 0 else None,
+                )
     ax.set_xlabel("pretraining tokens")
     ax.set_ylabel("held-out loss (same text for every variant)")
     ax.legend(fontsize=8)
@@ -184,7 +206,8 @@ def _f1_bars(results: dict) -> str:
             if kind == "full" and "full" in r:
                 f1 = r["full"]["macro_f1"]
                 values.append(f1)
-                errors.append(math.sqrt(f1 * (1 - f1) / max(1, r.get("test_n", 1))))
+                binomial = math.sqrt(f1 * (1 - f1) / max(1, r.get("test_n", 1)))
+                errors.append(max(binomial, r["full"].get("std", 0.0)))
                 labels.append(name)
             elif kind == "few_shot" and "few_shot" in r:
                 values.append(r["few_shot"]["mean"])
@@ -233,10 +256,12 @@ def write_report(out: Path, results: dict) -> Path:
         if results["pretrain"].get(k) is not None
     )
     ft = results["finetune"]
+    replicates = html.escape(str(results.get("pretrain_seeds", [results["pretrain"].get("seed")])))
     sections = [
         "<h2>Outcome</h2><ul>" + "".join(f"<li>{line}</li>" for line in outcome(results)) + "</ul>"
-        f"<p>Same model ({html.escape(str(results['pretrain']['preset']))}), same seed and budget "
-        f"({html.escape(budget)}), same tokenizer (trained on the full variant), same held-out "
+        f"<p>Same model ({html.escape(str(results['pretrain']['preset']))}), same budget "
+        f"({html.escape(budget)}) and pretraining seeds {replicates} (each seed one replicate "
+        "of every variant; figures are means over replicates, ± their spread), same tokenizer (trained on the full variant), same held-out "
         f"text (the full variant's validation documents). Downstream: "
         f"{'full data, ' if ft['full_data'] else ''}"
         f"{ft['few_shot']} per class over seeds {ft['seeds']}. Δ in points against the full "

@@ -7,8 +7,10 @@ Folders under ``runs/<name>/ablation/``::
     tokens/<variant>/       train split of the variant; validation split = ``full``'s (the same
                             clean held-out text for every variant: documents are split by id, so
                             no variant trains on it)
-    pretrain/<variant>/     the same model, budget and seed on each variant
-    downstream/<variant>.json   fine-tuned macro-F1: full data, and N per class over seeds
+    pretrain/<variant>/     the same model, budget and seed on each variant (further
+                            ``pretrain_seeds``: ``pretrain/<variant>-seed<k>/``)
+    downstream/<variant>[-seed<k>].json   fine-tuned macro-F1: full data, and N per class over
+                            seeds, from each replicate's encoder
     results.json, report.html
 
 Variants whose corpus holds the same documents (ids and texts: what the tokenizer and the model
@@ -49,6 +51,11 @@ def pretrain_config(recipe, config: AblateConfig):
         return PretrainStage.model_validate({**base, **config.pretrain})
     except ValueError as exc:
         raise LmforgeError(f"ablate.pretrain: {str(exc).splitlines()[-1].strip()}") from None
+
+
+def replicate_name(name: str, seed: int, seeds: list[int]) -> str:
+    """Folder / file name of one replicate: the first seed keeps the variant's own name."""
+    return name if seed == seeds[0] else f"{name}-seed{seed}"
 
 
 def _done(folder: Path, digest: str) -> bool:
@@ -149,7 +156,7 @@ def _finetune(data, init: dict[str, Any], config: AblateConfig, base: dict, seed
         _, row = train_and_evaluate(make_model("transformer", **params), data)
         result["full"] = {k: row[k] for k in ("macro_f1", "val_macro_f1", "accuracy", "train_s")}
     if ft.few_shot:
-        params = {**base, **ft.few_shot_params, **init}
+        params = {**base, **ft.few_shot_params, **init, "seed": seed}
         rows = few_shot(
             lambda: make_model("transformer", **params),
             data.train_texts,
@@ -269,46 +276,61 @@ def run_ablation(
             share_validation(folder, out / "tokens" / FULL)
         mark_stage(folder, digest, "done")
 
-    # 4. the same pretraining on each
+    # 4. the same pretraining on each, once per pretraining seed (replicate)
     options = pre.model_dump(exclude={"snapshot_steps"})
+    seeds = list(config.pretrain_seeds or [recipe.seed])
     jobs = []
-    pretrain_digest: dict[str, str] = {}
-    for name in distinct:
-        folder = out / "pretrain" / name
-        digest = fingerprint(options | {"seed": recipe.seed}, token_digest[name])
-        pretrain_digest[name] = digest
-        if not _done(folder, digest):
-            jobs.append(
-                {
-                    "name": name,
-                    "tokens": str(out / "tokens" / name),
-                    "out": str(folder),
-                    "digest": digest,
-                    "root": str(recipe.run_dir()),
-                    "options": options,
-                    "seed": recipe.seed,
-                    "progress": config.parallel == 1,
-                }
-            )
+    pretrain_digest: dict[tuple[str, int], str] = {}
+    for seed in seeds:  # every variant's first replicate before any second one
+        for name in distinct:
+            run_name = replicate_name(name, seed, seeds)
+            folder = out / "pretrain" / run_name
+            digest = fingerprint(options | {"seed": seed}, token_digest[name])
+            pretrain_digest[name, seed] = digest
+            if not _done(folder, digest):
+                jobs.append(
+                    {
+                        "name": run_name,
+                        "tokens": str(out / "tokens" / name),
+                        "out": str(folder),
+                        "digest": digest,
+                        "root": str(recipe.run_dir()),
+                        "options": options,
+                        "seed": seed,
+                        "progress": config.parallel == 1,
+                    }
+                )
     if jobs:
         _run_pretraining(jobs, config.parallel, console)
     pretrained = {
-        name: json.loads((out / "pretrain" / name / "manifest.json").read_text(encoding="utf-8"))
+        name: combine_pretrained(
+            {
+                seed: json.loads(
+                    (
+                        out / "pretrain" / replicate_name(name, seed, seeds) / "manifest.json"
+                    ).read_text(encoding="utf-8")
+                )
+                for seed in seeds
+            },
+            [replicate_name(name, seed, seeds) for seed in seeds],
+        )
         for name in distinct
     }
 
-    # 5. downstream, from each variant's encoder (and from random init, for scale)
+    # 5. downstream, from each replicate's encoder (and from random init, for scale)
     downstream: dict[str, dict] = {}
     if recipe.classify is not None and pre.objective == "mlm":
-        # random init depends on the architecture and the tokenizer, not on the budget
-        scratch = fingerprint({"preset": pre.preset}, token_digest[FULL])
-        upstream = pretrain_digest | {RANDOM_INIT: scratch}
+        # random init depends on the architecture, the tokenizer and its seed, not on the budget
+        for seed in seeds:
+            scratch = fingerprint({"preset": pre.preset, "seed": seed}, token_digest[FULL])
+            pretrain_digest[RANDOM_INIT, seed] = scratch
         tuned = finetuned_variants(config.finetune.variants, [v.name for v in chosen], same_as)
-        downstream = _downstream(recipe, config, out, tuned, upstream, console)
+        downstream = _downstream(recipe, config, out, tuned, seeds, pretrain_digest, console)
 
     results = {
         "recipe": recipe.name,
         "pretrain": options,
+        "pretrain_seeds": seeds,
         "finetune": config.finetune.model_dump(),
         "variants": [
             {
@@ -379,10 +401,61 @@ def _run_pretraining(jobs: list[dict], parallel: int, console: Console) -> None:
             console.print(f"pretrain {job['name']}: val loss {manifest['final_val_loss']}")
 
 
-def _downstream(recipe, config, out, distinct, upstream, console) -> dict[str, dict]:
-    """Fine-tune from each variant's encoder and from random init. A saved result is reused
-    only for the same encoder: ``upstream`` holds each one's pretraining digest (budget, options,
-    tokens), so a new budget fine-tunes again."""
+def combine_pretrained(manifests: dict[int, dict], folders: list[str]) -> dict:
+    """One variant's pretraining over its replicates: the first replicate's manifest, with the
+    held-out loss and masked accuracy replaced by their means over the replicates (and their
+    standard deviations beside them)."""
+    first = dict(next(iter(manifests.values())))
+    losses = [m.get("final_val_loss") for m in manifests.values()]
+    accs = [m.get("final_val_acc") for m in manifests.values()]
+    if len(manifests) > 1 and None not in losses and None not in accs:
+        import numpy as np
+
+        first["final_val_loss"] = float(np.mean(losses))
+        first["final_val_loss_std"] = float(np.std(losses))
+        first["final_val_acc"] = float(np.mean(accs))
+        first["final_val_acc_std"] = float(np.std(accs))
+    first["replicates"] = {
+        str(seed): {
+            k: m.get(k) for k in ("final_val_loss", "final_val_acc", "tokens_seen", "steps")
+        }
+        for seed, m in manifests.items()
+    }
+    first["folders"] = folders
+    return first
+
+
+def combine_downstream(runs: list[dict]) -> dict:
+    """One variant's fine-tuning results over its replicates: full-data macro-F1 as the mean
+    (``std`` and ``scores`` beside it), few-shot scores pooled over replicates and sample seeds."""
+    if len(runs) == 1:
+        return runs[0]
+    import numpy as np
+
+    combined: dict[str, Any] = {"test_n": runs[0].get("test_n"), "replicates": len(runs)}
+    if all("full" in r for r in runs):
+        scores = [r["full"]["macro_f1"] for r in runs]
+        combined["full"] = {
+            k: float(np.mean([r["full"][k] for r in runs]))
+            for k in ("macro_f1", "val_macro_f1", "accuracy", "train_s")
+        }
+        combined["full"] |= {"std": float(np.std(scores)), "scores": scores}
+    if all("few_shot" in r for r in runs):
+        scores = [s for r in runs for s in r["few_shot"]["scores"]]
+        combined["few_shot"] = {
+            "n_per_class": runs[0]["few_shot"]["n_per_class"],
+            "seeds": runs[0]["few_shot"]["seeds"],
+            "scores": scores,
+            "mean": float(np.mean(scores)),
+            "std": float(np.std(scores)),
+        }
+    return combined
+
+
+def _downstream(recipe, config, out, distinct, seeds, upstream, console) -> dict[str, dict]:
+    """Fine-tune from each replicate's encoder and from random init (one fresh initialisation
+    per seed). A saved result is reused only for the same encoder: ``upstream`` holds each
+    one's pretraining digest (budget, options, tokens, seed), so a new budget fine-tunes again."""
     from lmforge.classify.data import load_classification_data
     from lmforge.classify.leakage import check_leakage
     from lmforge.run.state import fingerprint
@@ -391,29 +464,36 @@ def _downstream(recipe, config, out, distinct, upstream, console) -> dict[str, d
     data = load_classification_data(cls.data, cls.text_col, cls.label_col, recipe.seed)
     base = dict(cls.transformer_params)
     key = config.finetune.model_dump(exclude={"variants"}) | {"base": base, "seed": recipe.seed}
-    results: dict[str, dict] = {}
-    entries = [(name, {"init": str(out / "pretrain" / name)}, upstream[name]) for name in distinct]
+    runs: dict[str, list[dict]] = {}
     reference = out / "pretrain" / FULL  # same architecture and tokenizer, fresh weights
     scratch = {"init": "none", "tokenizer": str(reference), "config_from": str(reference)}
-    entries.append((RANDOM_INIT, scratch, upstream[RANDOM_INIT]))
-    for name, init, encoder in entries:
-        path = out / "downstream" / f"{name.replace(' ', '_')}.json"
-        digest = fingerprint(key, encoder + json.dumps(init, sort_keys=True))
+    entries = [
+        (name, seed, {"init": str(out / "pretrain" / replicate_name(name, seed, seeds))})
+        for seed in seeds
+        for name in distinct
+    ] + [(RANDOM_INIT, seed, scratch) for seed in seeds]
+    for name, seed, init in entries:
+        run_name = replicate_name(name, seed, seeds)
+        path = out / "downstream" / f"{run_name.replace(' ', '_')}.json"
+        digest = fingerprint(
+            key | {"replicate_seed": seed}, upstream[name, seed] + json.dumps(init, sort_keys=True)
+        )
         if path.is_file():
             saved = json.loads(path.read_text(encoding="utf-8"))
             if saved.get("fingerprint") == digest:
-                results[name] = saved["result"]
+                runs.setdefault(name, []).append(saved["result"])
                 continue
-        if name != RANDOM_INIT:
+        if name != RANDOM_INIT and seed == seeds[0]:
             check_leakage(data, out / "corpora" / name, allow_leakage=cls.allow_leakage)
-        with console.status(f"fine-tuning from {name}"):
-            result = _finetune(data, init, config, base, recipe.seed)
+        with console.status(f"fine-tuning from {run_name}"):
+            result = _finetune(data, init, config, base, seed)
         result["test_n"] = len(data.test_texts)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"fingerprint": digest, "result": result}), encoding="utf-8")
-        console.print(f"{name}: {_summary(result)}")
-        results[name] = result
-    return results
+        label = name if seed == seeds[0] else f"{name} (pretraining seed {seed})"
+        console.print(f"{label}: {_summary(result)}")
+        runs.setdefault(name, []).append(result)
+    return {name: combine_downstream(results) for name, results in runs.items()}
 
 
 def _summary(result: dict) -> str:
