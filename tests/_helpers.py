@@ -108,3 +108,20 @@ def read_records(*paths: object, **config: object):
         assert record.reason in BAD_RECORD_REASONS
         assert "\n" not in record.detail  # one line
     return docs, bad
+
+
+# Cheap corpus steps, one of them global: phase 0 writes documents and signatures to _work/,
+# phase 1 reads them back (from the output) and writes data/ and removed/. The output tests
+# (local, memory://, S3) build this config and compare the outputs.
+OUTPUT_TEST_STEPS = [{"type": "length"}, {"type": "exact_dedup"}]
+
+
+def output_test_config(inputs: Path):
+    """A corpus config over ``inputs`` with ``OUTPUT_TEST_STEPS``, writing Parquet and JSONL."""
+    from lmforge.corpus.config import CorpusConfig
+
+    return CorpusConfig(
+        sources=[{"type": "files", "paths": [str(inputs)]}],
+        steps=OUTPUT_TEST_STEPS,
+        output={"formats": ["parquet", "jsonl"]},
+    )

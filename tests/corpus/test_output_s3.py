@@ -14,23 +14,12 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from _helpers import free_port
-from lmforge.corpus.config import CorpusConfig
+from _helpers import free_port, output_test_config
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.pipeline import build_corpus
 from lmforge.corpus.plan import config_key
 from lmforge.corpus.rank import RankTask, run_rank
 from lmforge.corpus.sources import plan_shards
-
-STEPS = [{"type": "length"}, {"type": "exact_dedup"}]
-
-
-def make_config(inputs: Path) -> CorpusConfig:
-    return CorpusConfig(
-        sources=[{"type": "files", "paths": [str(inputs)]}],
-        steps=STEPS,
-        output={"formats": ["parquet", "jsonl"]},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +70,7 @@ def test_s3_build_equals_local_and_resume_redoes_only_unfinished_ranks(
     s3, sharded_inputs: Path, tmp_path: Path
 ) -> None:
     fs, bucket = s3
-    config = make_config(sharded_inputs)
+    config = output_test_config(sharded_inputs)
     local = build_corpus(config, tmp_path / "local", LocalExecutor(1))
 
     # 1. A whole build to s3://, two worker processes: the same bytes as the local build.
@@ -168,7 +157,7 @@ def test_ray_build_to_s3_equals_the_local_build(
     from lmforge.corpus.executors.ray import RayExecutor
 
     fs, bucket = s3
-    config = make_config(sharded_inputs)
+    config = output_test_config(sharded_inputs)
     local = build_corpus(config, tmp_path / "local", LocalExecutor(1))
     ray.init(num_cpus=2, object_store_memory=100 * 1024**2, include_dashboard=False)
     try:
@@ -194,7 +183,7 @@ def test_no_credentials_is_one_line(monkeypatch, sharded_inputs: Path) -> None:
     s3fs.S3FileSystem.clear_instance_cache()
     try:
         with pytest.raises(LmforgeError) as info:
-            build_corpus(make_config(sharded_inputs), "s3://bucket/corpus", LocalExecutor(1))
+            build_corpus(output_test_config(sharded_inputs), "s3://bucket/corpus", LocalExecutor(1))
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
     message = str(info.value)

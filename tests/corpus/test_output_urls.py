@@ -15,25 +15,13 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from lmforge.corpus.config import CorpusConfig
+from _helpers import output_test_config
 from lmforge.corpus.executors.local import LocalExecutor
 from lmforge.corpus.markers import load_marker
 from lmforge.corpus.pipeline import build_corpus
 from lmforge.corpus.plan import Layout, config_hash, config_key
 from lmforge.corpus.rank import RankRun, RankTask, docs_to_table, run_rank
 from lmforge.corpus.sources import plan_shards, read_shard
-
-# Cheap steps, one of them global: phase 0 writes documents and signatures to _work/, phase 1
-# reads them back (from the output) and writes data/ and removed/.
-STEPS = [{"type": "length"}, {"type": "exact_dedup"}]
-
-
-def make_config(inputs: Path) -> CorpusConfig:
-    return CorpusConfig(
-        sources=[{"type": "files", "paths": [str(inputs)]}],
-        steps=STEPS,
-        output={"formats": ["parquet", "jsonl"]},
-    )
 
 
 class RecordingExecutor(LocalExecutor):
@@ -58,7 +46,7 @@ def remote_files(url: str) -> list[str]:
 
 
 def test_memory_url_output_equals_a_local_build(sharded_inputs: Path, tmp_path: Path) -> None:
-    config = make_config(sharded_inputs)
+    config = output_test_config(sharded_inputs)
     local = build_corpus(config, tmp_path / "local", LocalExecutor(1))
     url = memory_url()
     remote = build_corpus(config, url, LocalExecutor(1))
@@ -81,7 +69,7 @@ def test_memory_url_output_equals_a_local_build(sharded_inputs: Path, tmp_path: 
 def test_memory_url_resume_redoes_only_unfinished_ranks(
     sharded_inputs: Path, tmp_path: Path
 ) -> None:
-    config = make_config(sharded_inputs)
+    config = output_test_config(sharded_inputs)
     reference = build_corpus(config, tmp_path / "ref", LocalExecutor(1))
     url = memory_url()
     shards = plan_shards(config.sources)
@@ -106,7 +94,7 @@ def test_memory_url_resume_redoes_only_unfinished_ranks(
 def test_stale_temp_files_are_removed_when_the_rank_is_redone(
     sharded_inputs: Path, tmp_path: Path
 ) -> None:
-    config = make_config(sharded_inputs)
+    config = output_test_config(sharded_inputs)
     out = tmp_path / "out"
     # what killed attempts left: an old-style name and one unique to its attempt
     (out / "data").mkdir(parents=True)
@@ -125,7 +113,7 @@ def test_a_stale_attempt_never_writes_into_the_retried_ranks_files(
     very file the stale attempt still has open, and the stale attempt's next write (here its
     abort, which closes its Parquet writer and so writes a footer) would land in the final
     file."""
-    config = make_config(sharded_inputs)
+    config = output_test_config(sharded_inputs)
     out = tmp_path / "out"
     shards = plan_shards(config.sources)
     task = RankTask(config_key(config), str(out), 0, 0, shards[0])
@@ -166,7 +154,7 @@ def test_a_memory_output_refuses_the_ray_executor(sharded_inputs: Path) -> None:
     from lmforge.errors import LmforgeError
 
     with pytest.raises(LmforgeError, match="memory:// output needs the local executor"):
-        build_corpus(make_config(sharded_inputs), memory_url(), RayExecutor())
+        build_corpus(output_test_config(sharded_inputs), memory_url(), RayExecutor())
 
 
 @pytest.mark.skipif(
@@ -211,7 +199,9 @@ def test_a_recipes_output_path_is_where_corpus_build_writes_and_run_refuses_it(
     monkeypatch.setenv("LMFORGE_PROGRESS", "0")
     target = tmp_path / "elsewhere" / "corpus"
     recipe = tmp_path / "r.yaml"
-    corpus = make_config(sharded_inputs).model_dump(mode="json", exclude={"executor", "workers"})
+    corpus = output_test_config(sharded_inputs).model_dump(
+        mode="json", exclude={"executor", "workers"}
+    )
     corpus["output"]["path"] = f"file://{target}"
     recipe.write_text(yaml.safe_dump({"name": "r", "corpus": corpus}), encoding="utf-8")
     code, out, err = run_cli(monkeypatch, capsys, "corpus", "build", str(recipe), "--workers", "1")
@@ -219,7 +209,7 @@ def test_a_recipes_output_path_is_where_corpus_build_writes_and_run_refuses_it(
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["counts"]["kept"] > 0 and not (tmp_path / "runs" / "r" / "corpus").exists()
     # where the output goes is not part of the config: the same corpus, the same hash
-    assert manifest["config_hash"] == config_hash(make_config(sharded_inputs))
+    assert manifest["config_hash"] == config_hash(output_test_config(sharded_inputs))
     code, out, err = run_cli(monkeypatch, capsys, "run", str(recipe))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "corpus.output.path" in err, err
