@@ -4,6 +4,7 @@ text, identical variants trained once, resume, and a report that opens with the 
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import pairwise
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lmforge.ablate.report import difference, verdict
+from lmforge.ablate.report import difference, loss_noise, verdict
 from lmforge.ablate.runner import combine_downstream, combine_pretrained, finetuned_variants
 from lmforge.ablate.variants import default_variant_names, make_variants
 from lmforge.cli import app
@@ -183,6 +184,12 @@ def test_replicates_are_averaged_and_their_spread_is_the_noise():
     assert full["few_shot"]["scores"] == [0.6, 0.7, 0.5, 0.6]
     assert full["few_shot"]["mean"] == pytest.approx(0.6)
     assert combine_downstream([run(0.8, [0.6])]) == run(0.8, [0.6])  # one replicate: as is
+
+    # held-out loss: the replicates' spread pooled over the variants (sample variance)
+    spread = {"replicates": {"0": {"final_val_loss": 6.0}, "1": {"final_val_loss": 6.2}}}
+    flat = {"replicates": {"0": {"final_val_loss": 6.1}, "1": {"final_val_loss": 6.1}}}
+    assert loss_noise({"full": spread, "raw": flat}) == pytest.approx(2 * math.sqrt(0.01))
+    assert loss_noise({"full": {"final_val_loss": 6.0}}) is None
 
     # replicates that disagree by 8 points make a 3-point gap noise; the test set alone would
     # call 3 points real (two binomial standard errors on 1,737 texts ≈ 2.6 points)

@@ -50,6 +50,22 @@ def verdict(diff: tuple[float, float] | None) -> str:
     return f"{delta * 100:+.1f}"
 
 
+def loss_noise(pretrained: dict) -> float | None:
+    """Two standard errors of the difference between two variants' mean held-out losses, from
+    the replicates' spread pooled over every variant (same model, same budget: the noise is
+    alike, and two replicates per variant say little on their own). None without replicates."""
+    variances, k = [], 0
+    for manifest in pretrained.values():
+        values = [r["final_val_loss"] for r in manifest.get("replicates", {}).values()]
+        if len(values) >= 2 and None not in values:
+            mean = sum(values) / len(values)
+            variances.append(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            k = len(values)
+    if not variances:
+        return None
+    return 2 * math.sqrt(sum(variances) / len(variances) * 2 / k)
+
+
 def _trained_name(variant: dict) -> str:
     return variant["same_as"] or variant["name"]
 
@@ -61,10 +77,18 @@ def outcome(results: dict) -> list[str]:
     losses = {n: m.get("final_val_loss") for n, m in pre.items() if m.get("final_val_loss")}
     if losses:
         best = min(losses, key=losses.get)
-        lines.append(
+        line = (
             f"Lowest held-out loss: <b>{html.escape(best)}</b> ({losses[best]:.3f}; full recipe "
-            f"{losses.get(FULL, float('nan')):.3f})."
+            f"{losses.get(FULL, float('nan')):.3f})"
         )
+        noise = loss_noise(pre)
+        if noise is not None and best != FULL and FULL in losses:
+            inside = losses[FULL] - losses[best] < noise
+            line += (
+                f"; {'inside' if inside else 'beyond'} the replicates' noise (two standard errors "
+                f"of a difference: {noise:.3f})"
+            )
+        lines.append(line + ".")
     down = results["downstream"]
     ref = down.get(FULL)
     if ref:
