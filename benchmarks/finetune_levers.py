@@ -34,6 +34,7 @@ import numpy as np
 from lmforge.classify.data import load_classification_data
 from lmforge.classify.estimator import make_model
 from lmforge.classify.evaluate import evaluate, sample_per_class
+from lmforge.classify.transformer import random_init_params
 
 BASE = {"lr": 2e-4, "batch_size": 32, "max_len": 128}
 LEVERS = {
@@ -49,7 +50,7 @@ FEW_EPOCHS = 20
 
 def init_params(encoder: Path, lever: str) -> dict:
     if lever == "random init":  # same architecture and tokenizer, fresh weights
-        return {"init": "none", "tokenizer": str(encoder), "config_from": str(encoder)}
+        return random_init_params(encoder)
     return {"init": str(encoder)}
 
 

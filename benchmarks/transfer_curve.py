@@ -36,6 +36,7 @@ from lmforge.classify.data import load_classification_data
 from lmforge.classify.estimator import make_model
 from lmforge.classify.evaluate import evaluate, few_shot
 from lmforge.classify.leakage import check_leakage
+from lmforge.classify.transformer import random_init_params
 from lmforge.pretrain.loop import pretrain
 
 FULL = {"epochs": 3, "lr": 2e-4, "batch_size": 32, "max_len": 128}
@@ -67,7 +68,7 @@ def pretrain_with_snapshots(run_dir: Path, out: Path, steps: list[int]) -> dict:
 def init_params(out: Path, step: int) -> dict:
     pretrained = out / "pretrain"
     if step == 0:  # same architecture and tokenizer, fresh weights
-        return {"init": "none", "tokenizer": str(pretrained), "config_from": str(pretrained)}
+        return random_init_params(pretrained)
     return {"init": str(pretrained / "snapshots" / f"step-{step}")}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,7 @@ def loss_noise(pretrained: dict) -> float | None:
     for manifest in pretrained.values():
         values = [r["final_val_loss"] for r in manifest.get("replicates", {}).values()]
         if len(values) >= 2 and None not in values:
-            mean = sum(values) / len(values)
-            variances.append(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            variances.append(statistics.variance(values))  # sample variance (n - 1)
             k = len(values)
     if not variances:
         return None
@@ -280,13 +280,14 @@ def write_report(out: Path, results: dict) -> Path:
         if results["pretrain"].get(k) is not None
     )
     ft = results["finetune"]
-    replicates = html.escape(str(results.get("pretrain_seeds", [results["pretrain"].get("seed")])))
+    replicates = html.escape(str(results["pretrain_seeds"]))
     sections = [
         "<h2>Outcome</h2><ul>" + "".join(f"<li>{line}</li>" for line in outcome(results)) + "</ul>"
         f"<p>Same model ({html.escape(str(results['pretrain']['preset']))}), same budget "
         f"({html.escape(budget)}) and pretraining seeds {replicates} (each seed one replicate "
-        "of every variant; figures are means over replicates, ± their spread), same tokenizer (trained on the full variant), same held-out "
-        f"text (the full variant's validation documents). Downstream: "
+        "of every variant; figures are means over replicates, ± their spread), same tokenizer "
+        "(trained on the full variant), same held-out text (the full variant's validation "
+        "documents). Downstream: "
         f"{'full data, ' if ft['full_data'] else ''}"
         f"{ft['few_shot']} per class over seeds {ft['seeds']}. Δ in points against the full "
         "recipe; '(noise)' marks a difference under two standard errors.</p>",

@@ -302,20 +302,14 @@ def run_ablation(
                 )
     if jobs:
         _run_pretraining(jobs, config.parallel, console)
-    pretrained = {
-        name: combine_pretrained(
-            {
-                seed: json.loads(
-                    (
-                        out / "pretrain" / replicate_name(name, seed, seeds) / "manifest.json"
-                    ).read_text(encoding="utf-8")
-                )
-                for seed in seeds
-            },
-            [replicate_name(name, seed, seeds) for seed in seeds],
-        )
-        for name in distinct
-    }
+    pretrained = {}
+    for name in distinct:
+        folders = [replicate_name(name, seed, seeds) for seed in seeds]
+        manifests = {
+            seed: json.loads((out / "pretrain" / folder / "manifest.json").read_text("utf-8"))
+            for seed, folder in zip(seeds, folders, strict=True)
+        }
+        pretrained[name] = combine_pretrained(manifests, folders)
 
     # 5. downstream, from each replicate's encoder (and from random init, for scale)
     downstream: dict[str, dict] = {}
@@ -458,6 +452,7 @@ def _downstream(recipe, config, out, distinct, seeds, upstream, console) -> dict
     one's pretraining digest (budget, options, tokens, seed), so a new budget fine-tunes again."""
     from lmforge.classify.data import load_classification_data
     from lmforge.classify.leakage import check_leakage
+    from lmforge.classify.transformer import random_init_params
     from lmforge.run.state import fingerprint
 
     cls = recipe.classify
@@ -465,8 +460,7 @@ def _downstream(recipe, config, out, distinct, seeds, upstream, console) -> dict
     base = dict(cls.transformer_params)
     key = config.finetune.model_dump(exclude={"variants"}) | {"base": base, "seed": recipe.seed}
     runs: dict[str, list[dict]] = {}
-    reference = out / "pretrain" / FULL  # same architecture and tokenizer, fresh weights
-    scratch = {"init": "none", "tokenizer": str(reference), "config_from": str(reference)}
+    scratch = random_init_params(out / "pretrain" / FULL)
     entries = [
         (name, seed, {"init": str(out / "pretrain" / replicate_name(name, seed, seeds))})
         for seed in seeds

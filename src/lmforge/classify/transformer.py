@@ -58,6 +58,12 @@ CONFIG_FILE = "config.json"
 SAVED_FILES = {WEIGHTS_FILE, CONFIG_FILE, "generation_config.json", *ALL_TOKENIZER_FILES}
 
 
+def random_init_params(encoder_dir: str | Path) -> dict[str, str]:
+    """The parameters that fine-tune ``encoder_dir``'s architecture and tokenizer from fresh
+    weights: the random-init control for a pretrained encoder."""
+    return {"init": "none", "tokenizer": str(encoder_dir), "config_from": str(encoder_dir)}
+
+
 @contextlib.contextmanager
 def quiet_transformers():
     """transformers' logging at error level inside the block (its expected-warning reports)."""

@@ -97,12 +97,9 @@ def model_entries(config: ClassifyStage, pretrain_dir: Path | None) -> list[tupl
         params = dict(config.transformer_params)
         entries.append((PRETRAINED_NAME, "transformer", {**params, "init": str(pretrain_dir)}))
         if config.random_init:
-            scratch = {
-                **params,
-                "init": "none",
-                "tokenizer": str(pretrain_dir),
-                "config_from": str(pretrain_dir),
-            }
+            from lmforge.classify.transformer import random_init_params
+
+            scratch = {**params, **random_init_params(pretrain_dir)}
             entries.append((RANDOM_INIT_NAME, "transformer", scratch))
     return entries
 
