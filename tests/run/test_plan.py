@@ -59,7 +59,7 @@ def test_estimates_follow_the_work_the_recipe_asks_for(tmp_path: Path, default_s
     assert after["pretrain"] == pytest.approx(2 * before["pretrain"])
     from lmforge.run.estimate import BASELINE_S_PER_TEXT
 
-    finetune = before["classify"] - BASELINE_S_PER_TEXT * 4 * 13_889  # less the baselines
+    finetune = before["classify"] - BASELINE_S_PER_TEXT * len(c.models) * 13_889  # less baselines
     assert after["classify"] - before["classify"] == pytest.approx(finetune, rel=1e-6)
     # a bigger encoder costs more per token: `mini` is ~2.5x tiny's FLOPs
     mini = base.model_copy(update={"pretrain": base.pretrain.model_copy(update={"preset": "mini"})})

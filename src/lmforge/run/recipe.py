@@ -86,7 +86,7 @@ class ClassifyStage(BaseModel, extra="forbid"):
     label_col: str = "label"
     holdout_from_corpus: bool = True
     models: list[str] = Field(
-        default_factory=lambda: ["nb", "svm", "lr", "dt"],
+        default_factory=lambda: ["nb", "svm", "lr", "dt", "svm:features=char"],
         description="baseline model specs, as in `lmforge classify compare --models`",
     )
     transformer: bool = Field(True, description="fine-tune the pretrain stage's MLM folder")
