@@ -90,6 +90,7 @@ def main() -> None:
     from lmforge.classify.ensemble import EnsembleClassifier
     from lmforge.classify.estimator import make_model
     from lmforge.classify.evaluate import evaluate, train_and_evaluate
+    from lmforge.run.classify import folder_name
 
     torch.set_num_threads(args.threads)
     data, (in_texts, in_labels), share = build_split(args.domain, args.seed, args.max_train)
@@ -110,9 +111,10 @@ def main() -> None:
 
     specs = args.models.split(",")
     for spec in specs:
+        folder = args.out / folder_name(spec)
         with threadpool_limits(1):
-            model, row = train_and_evaluate(spec, data, args.out / spec, name=spec)
-        folders.append(args.out / spec)
+            model, row = train_and_evaluate(spec, data, folder, name=spec)
+        folders.append(folder)
         score(spec, model, row["train_s"])
     if args.pretrained:
         params = {"init": str(args.pretrained), "epochs": args.epochs, "lr": 2e-4,
