@@ -72,7 +72,12 @@ def main() -> None:
     folders = []
     if args.from_run:
         board = args.from_run / "classify"
-        meta = json.loads((board / "ensemble" / "lmforge_model.json").read_text(encoding="utf-8"))
+        meta_path = board / "ensemble" / "lmforge_model.json"
+        if not meta_path.is_file():
+            raise SystemExit(
+                f"{meta_path}: missing (not a run folder, or classify.ensemble: false)"
+            )
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         folders = [board / n for n in meta["params"]["members"]]  # the run's stack, in order
     n_run = len(folders)
     specs = args.add.split(",") if args.from_run and args.add else []
