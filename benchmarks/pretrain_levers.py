@@ -72,12 +72,13 @@ def preln_init(tokens: Path, folder: Path, seed: int) -> Path:
 
 def curve(folder: Path) -> dict[int, tuple[float, float]]:
     """tokens -> (held-out loss, masked-token accuracy) at every validation step."""
-    points = {}
-    for line in (folder / "log.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if row.get("val_loss") is not None:
-            points[int(row["tokens"])] = (float(row["val_loss"]), float(row["val_acc"]))
-    return points
+    from lmforge.pretrain.report import read_log
+
+    return {
+        int(row["tokens"]): (float(row["val_loss"]), float(row["val_acc"]))
+        for row in read_log(folder)
+        if row.get("val_loss") is not None
+    }
 
 
 def main() -> None:
